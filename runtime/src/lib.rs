@@ -1,0 +1,645 @@
+//! # wasipod
+//!
+//! Run Kubernetes `v1 Pod` manifests whose containers are WASI programs,
+//! each sandboxed in its own wasmtime store, supervised like a kubelet would:
+//! init containers in order, restart policy with back-off, deadlines, and a
+//! status in Kubernetes' own shape.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wasipod::{PodSpec, Runtime, RuntimeConfig};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let spec = PodSpec::from_file("pod.yaml")?;          // parse + validate
+//! let pod = runtime.create_pod(spec).await?;           // compile (cached) + start
+//! let mut lines = pod.subscribe_logs();                // live output, line by line
+//! tokio::spawn(async move {
+//!     while let Ok(l) = lines.recv().await { println!("[{}] {}", l.container, l.line) }
+//! });
+//! let status = pod.wait().await;                       // until Succeeded/Failed
+//! println!("phase: {}", status.phase);
+//! println!("{}", String::from_utf8_lossy(&pod.logs("app", false)?));
+//! pod.delete(Some(Duration::ZERO)).await;             // removes emptyDirs
+//! # Ok(()) }
+//! ```
+//!
+//! `runtime/examples/embed.rs` is a complete program (`cargo run -p wasipod
+//! --example embed`).
+//!
+//! ## Layout
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`manifest`] | wire types: Kubernetes objects as written in YAML, strict parsing |
+//! | [`pod`] | validated domain types ([`PodSpec`]) and the supervisor |
+//! | [`status`] | pod status, container state machine, phase and condition rules, events |
+//! | `engine` | the wasmtime engine, epoch preemption, compile cache, running one guest |
+//! | `volume` | emptyDir / hostPath / configMap / secret directories and preopens |
+//! | `log` | bounded per-container log files and the live line stream |
+//! | [`quantity`] | Kubernetes quantities (`64Mi`, `1G`) |
+//!
+//! ## Sandbox
+//!
+//! A guest sees only its mounts (preopened directories resolved with
+//! cap-std: no `..`, absolute path or symlink leads out), its argv and env,
+//! and clocks/random. Linear memory is capped by `resources.limits.memory`
+//! (going past it ends the container `OOMKilled`, exit 137). Every store
+//! yields to the scheduler at each epoch tick, so a guest in an endless loop
+//! cannot starve the others, and dropping a guest's future stops it at once.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod manifest;
+pub mod pod;
+pub mod quantity;
+pub mod status;
+
+mod engine;
+mod log;
+mod volume;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use engine::{CacheOrigin, CacheStats};
+pub use error::{FieldError, ManifestError, RuntimeError};
+pub use log::{LogLine, Stream};
+pub use pod::{PodSpec, RestartPolicy};
+pub use status::{ContainerState, ContainerStatus, Event, EventType, PodPhase, PodStatus};
+
+use pod::supervisor::{self, PodShared};
+use status::{ConditionStatus, ConditionType};
+
+/// Settings of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Disk cache of compiled images (keyed by the wasm bytes' SHA-256 and
+    /// the engine configuration). `None`: memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Where pods keep their volumes and logs
+    /// (`<state_dir>/pods/<namespace>_<name>_<uid>/`). `None`: a temporary
+    /// directory removed when the runtime is dropped.
+    pub state_dir: Option<PathBuf>,
+    /// Multiplies every Kubernetes duration (back-off, deadlines), so that
+    /// tests can run Kubernetes timings in milliseconds. 1.0 is real time.
+    pub time_scale: f64,
+    /// First restart delay (Kubernetes: 10 s).
+    pub backoff_initial: Duration,
+    /// Longest restart delay (Kubernetes: 300 s).
+    pub backoff_max: Duration,
+    /// A run this long resets the back-off (Kubernetes: 10 min).
+    pub backoff_reset: Duration,
+    /// Epoch tick: how often a running guest yields to the others.
+    pub epoch_tick: Duration,
+    /// Largest log file per container run before it is rotated (two files
+    /// are kept).
+    pub log_max_bytes: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            state_dir: None,
+            time_scale: 1.0,
+            backoff_initial: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
+            backoff_reset: Duration::from_secs(600),
+            epoch_tick: Duration::from_millis(10),
+            log_max_bytes: 10 << 20,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Sets [`RuntimeConfig::cache_dir`].
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`RuntimeConfig::state_dir`].
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`RuntimeConfig::time_scale`].
+    pub fn time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    /// The default cache folder: `$XDG_CACHE_HOME/wasipod` or `~/.cache/wasipod`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|p| p.join("wasipod"))
+    }
+
+    /// The default state folder: `$XDG_STATE_HOME/wasipod` or `~/.local/state/wasipod`.
+    pub fn default_state_dir() -> Option<PathBuf> {
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .map(|p| p.join("wasipod"))
+    }
+}
+
+struct RuntimeInner {
+    engine: Arc<engine::Engine>,
+    config: RuntimeConfig,
+    state_dir: PathBuf,
+    pods: Mutex<HashMap<(String, String), Arc<PodShared>>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        let pods: Vec<Arc<PodShared>> = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        for pod in pods {
+            pod.delete.cancel();
+            if let Some(s) = pod
+                .sandbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                s.remove();
+            }
+        }
+    }
+}
+
+/// A wasipod runtime: one wasmtime engine and compile cache, any number of
+/// pods. Cheap to clone; pods stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    /// Builds a runtime (engine, epoch ticker, directories).
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let (state_dir, temp) = match &config.state_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("wasipod-")
+                    .tempdir()
+                    .map_err(|e| RuntimeError::Io {
+                        path: std::env::temp_dir(),
+                        source: e,
+                    })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(state_dir.join("pods")).map_err(|e| RuntimeError::Io {
+            path: state_dir.clone(),
+            source: e,
+        })?;
+        let engine = Arc::new(engine::Engine::new(
+            config.cache_dir.clone(),
+            config.epoch_tick,
+        )?);
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                config,
+                state_dir,
+                pods: Mutex::new(HashMap::new()),
+                _temp: temp,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Compile cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.engine.stats()
+    }
+
+    /// Reads, validates and starts the pod in a manifest file.
+    pub async fn create_pod_from_file(&self, path: impl AsRef<Path>) -> Result<Pod, RuntimeError> {
+        self.create_pod(PodSpec::from_file(path)?).await
+    }
+
+    /// Starts a pod: loads (or compiles) its images, then hands it to its
+    /// supervisor. Returns once the pod exists; use [`Pod::wait`] or
+    /// [`Pod::watch`] to follow it. Image errors name the container field.
+    pub async fn create_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+        let pod = self.prepare_pod(spec).await?;
+        pod.start();
+        Ok(pod)
+    }
+
+    /// Like [`Runtime::create_pod`] but does not start the pod: subscribe to
+    /// its logs and events first, then call [`Pod::start`], and not a line
+    /// of output is missed.
+    pub async fn prepare_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+        let key = (spec.namespace.clone(), spec.name.clone());
+        if self
+            .inner
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key)
+        {
+            return Err(RuntimeError::AlreadyExists {
+                namespace: spec.namespace,
+                name: spec.name,
+            });
+        }
+        // Images: compiled off the async threads (a large guest takes a second).
+        let engine = self.inner.engine.clone();
+        let wanted: Vec<(PathBuf, String, String)> = spec
+            .init_containers
+            .iter()
+            .chain(&spec.containers)
+            .map(|c| {
+                (
+                    c.image_path.clone(),
+                    format!("{}.image", c.field),
+                    c.image.clone(),
+                )
+            })
+            .collect();
+        let loaded = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .map(|(path, field, image)| engine.load(&path, &field).map(|l| (l, image)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| RuntimeError::Engine(format!("image loader: {e}")))??;
+
+        let dir = self
+            .inner
+            .state_dir
+            .join("pods")
+            .join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid));
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| RuntimeError::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+
+        let now = status::now();
+        let mut initial = PodStatus {
+            start_time: Some(now),
+            ..Default::default()
+        };
+        initial.set_condition(
+            ConditionType::PodScheduled,
+            ConditionStatus::True,
+            None,
+            None,
+            now,
+        );
+        initial.set_condition(
+            ConditionType::PodReadyToStartContainers,
+            ConditionStatus::False,
+            None,
+            None,
+            now,
+        );
+        for c in &spec.init_containers {
+            initial.init_container_statuses.push(ContainerStatus::new(
+                &c.name,
+                &c.image,
+                "ContainerCreating",
+            ));
+        }
+        for c in &spec.containers {
+            initial.container_statuses.push(ContainerStatus::new(
+                &c.name,
+                &c.image,
+                "ContainerCreating",
+            ));
+        }
+        initial.derive(spec.restart_policy, false, false, now);
+
+        let mut wire = spec.wire.clone();
+        wire.metadata.creation_timestamp =
+            Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let (status_tx, _) = watch::channel(initial);
+        let (events_tx, _) = broadcast::channel(1024);
+        let (logs_tx, _) = broadcast::channel(4096);
+        let (done_tx, _) = watch::channel(false);
+        let images: Vec<_> = loaded.iter().map(|((img, _, _), _)| img.clone()).collect();
+        let shared = Arc::new(PodShared {
+            spec,
+            images,
+            engine: self.inner.engine.clone(),
+            config: self.inner.config.clone(),
+            dir,
+            status: status_tx,
+            events: Mutex::new(Vec::new()),
+            events_tx,
+            logs_tx,
+            delete: CancellationToken::new(),
+            delete_grace: Mutex::new(None),
+            done: done_tx,
+            sandbox: Mutex::new(None),
+            started: std::sync::atomic::AtomicBool::new(false),
+        });
+        {
+            let mut pods = self.inner.pods.lock().unwrap_or_else(|e| e.into_inner());
+            if pods.contains_key(&key) {
+                return Err(RuntimeError::AlreadyExists {
+                    namespace: key.0,
+                    name: key.1,
+                });
+            }
+            pods.insert(key, shared.clone());
+        }
+
+        shared.event(
+            EventType::Normal,
+            "Scheduled",
+            "pod",
+            format!(
+                "Successfully assigned {}/{} to wasipod",
+                shared.spec.namespace, shared.spec.name
+            ),
+        );
+        for ((c, ((image, origin, took), image_ref)), _) in shared
+            .spec
+            .init_containers
+            .iter()
+            .chain(&shared.spec.containers)
+            .zip(loaded.iter())
+            .zip(0..)
+        {
+            let message = match origin {
+                CacheOrigin::Memory => {
+                    format!("Container image {image_ref:?} already present on machine")
+                }
+                CacheOrigin::Disk => format!(
+                    "Container image {image_ref:?} ({}) loaded from the compile cache in {}",
+                    image.digest,
+                    supervisor::human(*took)
+                ),
+                CacheOrigin::Compiled => format!(
+                    "Compiled container image {image_ref:?} ({}) in {}",
+                    image.digest,
+                    supervisor::human(*took)
+                ),
+            };
+            shared.event(EventType::Normal, "Pulled", &PodShared::object(c), message);
+        }
+        let mut wire_shared = shared.spec.wire.clone();
+        wire_shared.metadata.creation_timestamp = wire.metadata.creation_timestamp;
+
+        Ok(Pod {
+            shared,
+            wire: wire_shared,
+            runtime: self.clone(),
+        })
+    }
+
+    /// Deletes every pod (grace as given) and waits until all have stopped.
+    pub async fn shutdown(&self, grace: Option<Duration>) {
+        let pods: Vec<Arc<PodShared>> = self
+            .inner
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for pod in pods {
+            delete_pod(&pod, grace).await;
+        }
+    }
+}
+
+async fn delete_pod(pod: &Arc<PodShared>, grace: Option<Duration>) -> PodStatus {
+    if !pod.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // Never started: nothing runs, nothing was created on disk but logs/.
+        let _ = pod.done.send(true);
+    }
+    if !pod.delete.is_cancelled() {
+        *pod.delete_grace.lock().unwrap_or_else(|e| e.into_inner()) = grace;
+        pod.delete.cancel();
+    }
+    let mut done = pod.done.subscribe();
+    let _ = done.wait_for(|d| *d).await;
+    if let Some(s) = pod
+        .sandbox
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        s.remove();
+    }
+    pod.status.borrow().clone()
+}
+
+/// A `v1 Pod` document: what `kubectl get pod -o yaml` would show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodObject {
+    /// `v1`.
+    pub api_version: String,
+    /// `Pod`.
+    pub kind: String,
+    /// Metadata (with uid and creationTimestamp).
+    pub metadata: manifest::ObjectMeta,
+    /// The spec with defaults filled in.
+    pub spec: manifest::PodSpec,
+    /// The status.
+    pub status: PodStatus,
+}
+
+/// A running (or finished) pod. Cheap to clone.
+#[derive(Clone)]
+pub struct Pod {
+    shared: Arc<PodShared>,
+    wire: manifest::Pod,
+    runtime: Runtime,
+}
+
+impl Pod {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        &self.shared.spec.name
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(&self) -> &str {
+        &self.shared.spec.namespace
+    }
+
+    /// `metadata.uid`.
+    pub fn uid(&self) -> &str {
+        &self.shared.spec.uid
+    }
+
+    /// Starts a pod made by [`Runtime::prepare_pod`] (a second call does
+    /// nothing). Must be called within a tokio runtime.
+    pub fn start(&self) {
+        if self
+            .shared
+            .started
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let runtime = Arc::downgrade(&self.runtime.inner);
+        let task_pod = self.shared.clone();
+        tokio::spawn(async move {
+            supervisor::supervise(task_pod.clone()).await;
+            // A pod that was deleted leaves the runtime's table.
+            if task_pod.delete.is_cancelled()
+                && let Some(rt) = runtime.upgrade()
+            {
+                let key = (task_pod.spec.namespace.clone(), task_pod.spec.name.clone());
+                let mut pods = rt.pods.lock().unwrap_or_else(|e| e.into_inner());
+                if pods.get(&key).is_some_and(|p| Arc::ptr_eq(p, &task_pod)) {
+                    pods.remove(&key);
+                }
+            }
+        });
+    }
+
+    /// The validated spec.
+    pub fn spec(&self) -> &PodSpec {
+        &self.shared.spec
+    }
+
+    /// The pod's folder (volumes, logs).
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// A snapshot of the status.
+    pub fn status(&self) -> PodStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    /// Follows status changes (the latest value; intermediate ones may be
+    /// skipped — [`Pod::events`] keeps every step).
+    pub fn watch(&self) -> watch::Receiver<PodStatus> {
+        self.shared.status.subscribe()
+    }
+
+    /// Every event so far, oldest first.
+    pub fn events(&self) -> Vec<Event> {
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Events from now on.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events_tx.subscribe()
+    }
+
+    /// Container output from now on, line by line.
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<LogLine> {
+        self.shared.logs_tx.subscribe()
+    }
+
+    /// The log of a container's current run (or of the previous one, like
+    /// `kubectl logs --previous`).
+    pub fn logs(&self, container: &str, previous: bool) -> Result<Vec<u8>, RuntimeError> {
+        let status = self.status();
+        let cs = status
+            .container(container)
+            .ok_or_else(|| RuntimeError::NoSuchContainer {
+                pod: self.name().to_string(),
+                container: container.to_string(),
+            })?;
+        // Runs are numbered 0, 1, …: the latest is `restartCount`.
+        let current = cs.restart_count;
+        let index = if previous {
+            match current.checked_sub(1) {
+                Some(i) => i,
+                None => {
+                    return Err(RuntimeError::Io {
+                        path: self.dir().join("logs").join(container),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("previous terminated container \"{container}\" not found"),
+                        ),
+                    });
+                }
+            }
+        } else {
+            current
+        };
+        let path = self
+            .dir()
+            .join("logs")
+            .join(container)
+            .join(format!("{index}.log"));
+        match log::read_log(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !previous => Ok(Vec::new()),
+            Err(e) => Err(RuntimeError::Io { path, source: e }),
+        }
+    }
+
+    /// Waits until the pod has finished (Succeeded or Failed) and nothing of
+    /// it runs any more; returns the final status.
+    pub async fn wait(&self) -> PodStatus {
+        let mut done = self.shared.done.subscribe();
+        let _ = done.wait_for(|d| *d).await;
+        self.status()
+    }
+
+    /// Deletes the pod: stops its containers (grace `None` = the pod's
+    /// `terminationGracePeriodSeconds`; `Some(0)` kills at once), removes its
+    /// emptyDir/configMap/secret folders (logs stay), and returns the final
+    /// status.
+    pub async fn delete(&self, grace: Option<Duration>) -> PodStatus {
+        let status = delete_pod(&self.shared, grace).await;
+        let key = (
+            self.shared.spec.namespace.clone(),
+            self.shared.spec.name.clone(),
+        );
+        let mut pods = self
+            .runtime
+            .inner
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if pods.get(&key).is_some_and(|p| Arc::ptr_eq(p, &self.shared)) {
+            pods.remove(&key);
+        }
+        status
+    }
+
+    /// The whole `v1 Pod` document (metadata, spec with defaults, status).
+    pub fn to_object(&self) -> PodObject {
+        PodObject {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            metadata: self.wire.metadata.clone(),
+            spec: self.wire.spec.clone(),
+            status: self.status(),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Container logs: stdout and stderr of each run go to
+//! `<pod dir>/logs/<container>/<restartCount>.log` (bounded: the file is
+//! rotated to `.log.1` when it reaches the size limit, so at most two files
+//! per run stay on disk), and complete lines are broadcast to subscribers.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Which standard stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of a container's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// The container.
+    pub container: String,
+    /// stdout or stderr.
+    pub stream: Stream,
+    /// The line, without its newline (invalid UTF-8 replaced).
+    pub line: String,
+}
+
+/// Longest line kept whole; longer output is cut into pieces of this size.
+const MAX_LINE: usize = 16 * 1024;
+
+struct Inner {
+    file: File,
+    path: PathBuf,
+    written: u64,
+    max: u64,
+    partial: [Vec<u8>; 2],
+}
+
+/// The log of one run of one container.
+#[derive(Clone)]
+pub(crate) struct ContainerLog {
+    inner: Arc<Mutex<Inner>>,
+    container: Arc<str>,
+    lines: broadcast::Sender<LogLine>,
+}
+
+impl ContainerLog {
+    pub(crate) fn create(
+        path: &Path,
+        max: u64,
+        container: &str,
+        lines: broadcast::Sender<LogLine>,
+    ) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = File::create(path)?;
+        Ok(Self {
+            inner: Arc::new(Mutex::new(Inner {
+                file,
+                path: path.to_path_buf(),
+                written: 0,
+                max: max.max(1024),
+                partial: [Vec::new(), Vec::new()],
+            })),
+            container: container.into(),
+            lines,
+        })
+    }
+
+    /// Appends guest output.
+    pub(crate) fn write(&self, stream: Stream, bytes: &[u8]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.append(bytes);
+        if self.lines.receiver_count() == 0 {
+            return;
+        }
+        let slot = stream as usize;
+        let mut rest = bytes;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            inner.partial[slot].extend_from_slice(&rest[..i]);
+            let line = std::mem::take(&mut inner.partial[slot]);
+            self.emit(stream, &line);
+            rest = &rest[i + 1..];
+        }
+        inner.partial[slot].extend_from_slice(rest);
+        if inner.partial[slot].len() >= MAX_LINE {
+            let line = std::mem::take(&mut inner.partial[slot]);
+            self.emit(stream, &line);
+        }
+    }
+
+    /// A line written by the runtime itself (a trap message, for example),
+    /// recorded on the container's stderr.
+    pub(crate) fn note(&self, text: &str) {
+        self.finish();
+        let line = format!("wasipod: {text}\n");
+        self.write(Stream::Stderr, line.as_bytes());
+    }
+
+    /// Emits any unterminated last lines.
+    pub(crate) fn finish(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let line = std::mem::take(&mut inner.partial[stream as usize]);
+            if !line.is_empty() {
+                self.emit(stream, &line);
+            }
+        }
+        let _ = inner.file.flush();
+    }
+
+    fn emit(&self, stream: Stream, line: &[u8]) {
+        let _ = self.lines.send(LogLine {
+            container: self.container.to_string(),
+            stream,
+            line: String::from_utf8_lossy(line).into_owned(),
+        });
+    }
+
+    pub(crate) fn pipe(&self, stream: Stream) -> LogPipe {
+        LogPipe {
+            log: self.clone(),
+            stream,
+        }
+    }
+}
+
+impl Inner {
+    fn append(&mut self, bytes: &[u8]) {
+        if self.written + bytes.len() as u64 > self.max && self.written > 0 {
+            let rotated = self.path.with_extension("log.1");
+            if std::fs::rename(&self.path, &rotated).is_ok()
+                && let Ok(f) = File::create(&self.path)
+            {
+                self.file = f;
+                self.written = 0;
+            }
+        }
+        let take = bytes.len().min(self.max as usize);
+        if self.file.write_all(&bytes[..take]).is_ok() {
+            self.written += take as u64;
+        }
+    }
+}
+
+/// Reads a run's log, the rotated part first.
+pub(crate) fn read_log(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut out = std::fs::read(path.with_extension("log.1")).unwrap_or_default();
+    out.extend(std::fs::read(path)?);
+    Ok(out)
+}
+
+/// A guest's stdout or stderr, writing into a [`ContainerLog`].
+#[derive(Clone)]
+pub(crate) struct LogPipe {
+    log: ContainerLog,
+    stream: Stream,
+}
+
+impl IsTerminal for LogPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogPipe {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LogPipe {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.log.write(self.stream, &bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for LogPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.log.write(self.stream, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_line_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c/0.log");
+        let (tx, mut rx) = broadcast::channel(64);
+        let log = ContainerLog::create(&path, 1024, "c", tx).unwrap();
+        log.write(Stream::Stdout, b"hel");
+        log.write(Stream::Stdout, b"lo\nwor");
+        log.write(Stream::Stderr, b"err\n");
+        log.finish();
+        let lines: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(lines, ["hello", "err", "wor"]);
+        for _ in 0..100 {
+            log.write(Stream::Stdout, &[b'x'; 100]);
+        }
+        let on_disk = std::fs::metadata(&path).unwrap().len()
+            + std::fs::metadata(path.with_extension("log.1"))
+                .unwrap()
+                .len();
+        assert!(on_disk <= 2048, "log kept {on_disk} bytes");
+        assert!(read_log(&path).unwrap().ends_with(&[b'x'; 100]));
+    }
+}

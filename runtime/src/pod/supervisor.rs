@@ -1,0 +1,542 @@
+//! The per-pod supervisor: prepares the sandbox, runs init containers in
+//! order, starts the app containers together, restarts them per policy with
+//! back-off, enforces `activeDeadlineSeconds`, and stops everything on
+//! deletion. Every step is reflected in the pod status and in events.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::RuntimeConfig;
+use crate::engine::{Engine, GuestConfig, Image};
+use crate::log::{ContainerLog, LogLine};
+use crate::pod::{ContainerKind, ContainerSpec, PodSpec, RestartPolicy};
+use crate::status::{
+    self, ConditionStatus, ConditionType, Event, EventType, Exit, ExitReason, PodPhase, PodStatus,
+};
+use crate::volume::Sandbox;
+
+/// Back-off between restarts: `initial`, doubling up to `max`, reset after a
+/// run of at least `reset`.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    reset: Duration,
+    current: Option<Duration>,
+}
+
+impl Backoff {
+    pub(crate) fn new(cfg: &RuntimeConfig) -> Self {
+        Self {
+            initial: cfg.backoff_initial,
+            max: cfg.backoff_max,
+            reset: cfg.backoff_reset,
+            current: None,
+        }
+    }
+
+    /// The delay before the next restart of a container that ran for `ran`.
+    pub(crate) fn next(&mut self, ran: Duration) -> Duration {
+        if ran >= self.reset {
+            self.current = None;
+        }
+        let d = match self.current {
+            None => self.initial,
+            Some(c) => (c * 2).min(self.max),
+        };
+        self.current = Some(d);
+        d
+    }
+}
+
+/// Why the supervisor stopped running containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every container finished by itself and none will restart.
+    Completed,
+    /// An init container failed under `restartPolicy: Never`.
+    InitFailed,
+    /// `activeDeadlineSeconds` passed.
+    DeadlineExceeded,
+    /// The pod was deleted with this grace period.
+    Deleted(Duration),
+}
+
+/// Shared state of one pod: what the handle reads and the supervisor writes.
+pub(crate) struct PodShared {
+    pub spec: PodSpec,
+    /// Images of `spec.init_containers` then `spec.containers`.
+    pub images: Vec<Arc<Image>>,
+    pub engine: Arc<Engine>,
+    pub config: RuntimeConfig,
+    pub dir: std::path::PathBuf,
+    pub status: watch::Sender<PodStatus>,
+    pub events: Mutex<Vec<Event>>,
+    pub events_tx: broadcast::Sender<Event>,
+    pub logs_tx: broadcast::Sender<LogLine>,
+    pub delete: CancellationToken,
+    pub delete_grace: Mutex<Option<Duration>>,
+    pub done: watch::Sender<bool>,
+    pub sandbox: Mutex<Option<Arc<Sandbox>>>,
+    pub started: std::sync::atomic::AtomicBool,
+}
+
+impl PodShared {
+    fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.config.time_scale)
+    }
+
+    pub(crate) fn event(&self, type_: EventType, reason: &str, object: &str, message: String) {
+        let event = Event {
+            time: chrono::Utc::now(),
+            type_,
+            reason: reason.to_string(),
+            object: object.to_string(),
+            message,
+        };
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+        let _ = self.events_tx.send(event);
+    }
+
+    /// Changes the status and re-derives phase and conditions.
+    fn update(&self, f: impl FnOnce(&mut PodStatus)) {
+        let policy = self.spec.restart_policy;
+        self.status.send_modify(|s| {
+            f(s);
+            s.derive(policy, false, false, status::now());
+        });
+    }
+
+    /// Updates one container's status (by kind and index).
+    fn update_container(
+        &self,
+        c: &ContainerSpec,
+        f: impl FnOnce(&mut status::ContainerStatus) -> Result<(), crate::error::TransitionError>,
+    ) {
+        self.update(|s| {
+            let list = match c.kind {
+                ContainerKind::Init => &mut s.init_container_statuses,
+                ContainerKind::App => &mut s.container_statuses,
+            };
+            if let Some(cs) = list.iter_mut().find(|cs| cs.name == c.name)
+                && let Err(e) = f(cs)
+            {
+                tracing::error!(error = %e, "container state machine refused a transition");
+            }
+        });
+    }
+
+    pub(crate) fn object(c: &ContainerSpec) -> String {
+        let list = match c.kind {
+            ContainerKind::Init => "initContainers",
+            ContainerKind::App => "containers",
+        };
+        format!("spec.{list}{{{}}}", c.name)
+    }
+
+    fn image_of(&self, c: &ContainerSpec) -> Arc<Image> {
+        let index = match c.kind {
+            ContainerKind::Init => self
+                .spec
+                .init_containers
+                .iter()
+                .position(|x| x.name == c.name),
+            ContainerKind::App => self
+                .spec
+                .containers
+                .iter()
+                .position(|x| x.name == c.name)
+                .map(|i| i + self.spec.init_containers.len()),
+        };
+        self.images[index.unwrap_or(0)].clone()
+    }
+}
+
+/// The supervisor task of one pod.
+pub(crate) async fn supervise(pod: Arc<PodShared>) {
+    let sandbox = match prepare(&pod) {
+        Some(s) => s,
+        None => {
+            let _ = pod.done.send(true);
+            return;
+        }
+    };
+    let mut tasks = JoinSet::new();
+    let outcome = tokio::select! {
+        o = run_phases(&pod, &sandbox, &mut tasks) => o,
+        _ = deadline(&pod) => Outcome::DeadlineExceeded,
+        _ = pod.delete.cancelled() => {
+            let grace = pod.delete_grace.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(pod.spec.termination_grace_period);
+            Outcome::Deleted(grace)
+        }
+    };
+    // Whatever still runs is stopped here: aborting a task drops the guest's
+    // future, which ends the guest wherever it is.
+    tasks.shutdown().await;
+    settle(&pod, outcome);
+    let _ = pod.done.send(true);
+}
+
+/// Creates the volumes; on failure the pod fails with the reason.
+fn prepare(pod: &Arc<PodShared>) -> Option<Arc<Sandbox>> {
+    match Sandbox::prepare(&pod.spec, &pod.dir) {
+        Ok(s) => {
+            let s = Arc::new(s);
+            *pod.sandbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+            let has_init = !pod.spec.init_containers.is_empty();
+            pod.update(|st| {
+                st.set_condition(
+                    ConditionType::PodReadyToStartContainers,
+                    ConditionStatus::True,
+                    None,
+                    None,
+                    status::now(),
+                );
+                if has_init {
+                    for c in st
+                        .init_container_statuses
+                        .iter_mut()
+                        .skip(1)
+                        .chain(&mut st.container_statuses)
+                    {
+                        let _ = c.wait("PodInitializing", None);
+                    }
+                }
+            });
+            Some(s)
+        }
+        Err(e) => {
+            pod.event(EventType::Warning, "FailedMount", "pod", e.to_string());
+            pod.status.send_modify(|st| {
+                st.phase = PodPhase::Failed;
+                st.reason = Some("FailedMount".into());
+                st.message = Some(e.to_string());
+                st.set_condition(
+                    ConditionType::PodReadyToStartContainers,
+                    ConditionStatus::False,
+                    Some("FailedMount"),
+                    Some(e.to_string()),
+                    status::now(),
+                );
+                for c in st
+                    .init_container_statuses
+                    .iter_mut()
+                    .chain(&mut st.container_statuses)
+                {
+                    let _ = c.wait("ContainerCreating", Some(e.to_string()));
+                }
+            });
+            None
+        }
+    }
+}
+
+async fn deadline(pod: &PodShared) {
+    match pod.spec.active_deadline {
+        Some(d) => tokio::time::sleep(pod.scaled(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Init containers one at a time, then the app containers together.
+async fn run_phases(
+    pod: &Arc<PodShared>,
+    sandbox: &Arc<Sandbox>,
+    tasks: &mut JoinSet<()>,
+) -> Outcome {
+    for c in &pod.spec.init_containers {
+        let exit = run_with_restarts(pod, c, sandbox).await;
+        if exit.code != 0 {
+            return Outcome::InitFailed;
+        }
+    }
+    for c in pod.spec.containers.iter().cloned() {
+        let (pod, sandbox) = (pod.clone(), sandbox.clone());
+        tasks.spawn(async move {
+            run_with_restarts(&pod, &c, &sandbox).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Outcome::Completed
+}
+
+/// Runs a container until it ends for good under the restart policy.
+async fn run_with_restarts(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit {
+    let mut backoff = Backoff::new(&pod.config);
+    loop {
+        let started = Instant::now();
+        let exit = run_once(pod, c, sandbox).await;
+        let restart = match c.kind {
+            // A failed init container is retried unless the policy is Never.
+            ContainerKind::Init => {
+                exit.code != 0 && pod.spec.restart_policy != RestartPolicy::Never
+            }
+            ContainerKind::App => pod.spec.restart_policy.restarts(exit.code),
+        };
+        if !restart {
+            return exit;
+        }
+        let delay = backoff.next(pod.scaled_back(started.elapsed()));
+        let message = format!(
+            "back-off {} restarting failed container={} pod={}_{}({})",
+            human(delay),
+            c.name,
+            pod.spec.name,
+            pod.spec.namespace,
+            pod.spec.uid
+        );
+        pod.update_container(c, |cs| cs.back_off(message.clone()));
+        pod.event(
+            EventType::Warning,
+            "BackOff",
+            &PodShared::object(c),
+            format!(
+                "Back-off {} restarting failed container {} in pod {}",
+                human(delay),
+                c.name,
+                pod.spec.name
+            ),
+        );
+        tokio::time::sleep(pod.scaled(delay)).await;
+    }
+}
+
+impl PodShared {
+    /// Converts an elapsed wall time into Kubernetes time (undoes the scale).
+    fn scaled_back(&self, d: Duration) -> Duration {
+        if self.config.time_scale > 0.0 {
+            d.div_f64(self.config.time_scale)
+        } else {
+            Duration::MAX
+        }
+    }
+}
+
+/// One run of one container.
+async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit {
+    let object = PodShared::object(c);
+    let image = pod.image_of(c);
+    let restart = pod
+        .status
+        .borrow()
+        .container(&c.name)
+        .map(|s| s.restart_count + u32::from(s.last_state.is_some()))
+        .unwrap_or(0);
+    let log_path = pod
+        .dir
+        .join("logs")
+        .join(&c.name)
+        .join(format!("{restart}.log"));
+    let prepared = sandbox.preopens(c).and_then(|preopens| {
+        ContainerLog::create(
+            &log_path,
+            pod.config.log_max_bytes,
+            &c.name,
+            pod.logs_tx.clone(),
+        )
+        .map(|log| (preopens, log))
+        .map_err(|e| crate::RuntimeError::Io {
+            path: log_path.clone(),
+            source: e,
+        })
+    });
+    let (preopens, log) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let exit = Exit {
+                code: 128,
+                reason: ExitReason::StartError,
+                message: Some(e.to_string()),
+            };
+            pod.event(EventType::Warning, "Failed", &object, format!("Error: {e}"));
+            pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
+            return exit;
+        }
+    };
+    pod.event(
+        EventType::Normal,
+        "Created",
+        &object,
+        format!("Created container {}", c.name),
+    );
+    let id = format!("wasipod://{}/{}/{restart}", pod.spec.uid, c.name);
+    pod.update_container(c, |cs| {
+        cs.image_id = image.digest.clone();
+        cs.start(status::now(), id)
+    });
+    pod.event(
+        EventType::Normal,
+        "Started",
+        &object,
+        format!("Started container {}", c.name),
+    );
+
+    let cfg = GuestConfig {
+        argv: c.argv.clone(),
+        env: c.env.clone(),
+        working_dir: c.working_dir.clone(),
+        preopens,
+        log,
+        memory_limit: c.memory_limit,
+    };
+    let exit = pod.engine.run(&image, cfg).await;
+
+    let (type_, reason, text) = match exit.reason {
+        ExitReason::Completed => (
+            EventType::Normal,
+            "Completed",
+            format!("Container {} exited with code 0", c.name),
+        ),
+        ExitReason::OomKilled => (
+            EventType::Warning,
+            "OOMKilled",
+            format!(
+                "Container {} was OOM-killed: {}",
+                c.name,
+                exit.message.as_deref().unwrap_or("")
+            ),
+        ),
+        _ => (
+            EventType::Warning,
+            "Failed",
+            match &exit.message {
+                Some(m) => format!(
+                    "Container {} failed with exit code {}: {m}",
+                    c.name, exit.code
+                ),
+                None => format!("Container {} exited with code {}", c.name, exit.code),
+            },
+        ),
+    };
+    pod.event(type_, reason, &object, text);
+    pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
+    exit
+}
+
+/// Final status once nothing runs: stopped containers, phase and reason.
+fn settle(pod: &PodShared, outcome: Outcome) {
+    let killed = |why: &str, grace: Duration| -> Exit {
+        // No guest can hear SIGTERM yet (the contract arrives with the
+        // lifecycle work), so each behaves like a process with the default
+        // disposition: it ends at once, exit 143; with grace 0 it is
+        // SIGKILLed, exit 137.
+        let code = if grace.is_zero() { 137 } else { 143 };
+        Exit {
+            code,
+            reason: ExitReason::Error,
+            message: Some(why.to_string()),
+        }
+    };
+    let (exit, pod_reason) = match outcome {
+        Outcome::Completed | Outcome::InitFailed => (None, None),
+        Outcome::DeadlineExceeded => {
+            let msg = "Pod was active on the node longer than the specified deadline";
+            pod.event(
+                EventType::Warning,
+                "DeadlineExceeded",
+                "pod",
+                msg.to_string(),
+            );
+            (
+                Some(killed(
+                    "stopped: the pod's activeDeadlineSeconds passed",
+                    pod.spec.termination_grace_period,
+                )),
+                Some(("DeadlineExceeded", msg)),
+            )
+        }
+        Outcome::Deleted(grace) => (Some(killed("stopped: the pod was deleted", grace)), None),
+    };
+    let running: Vec<String> = {
+        let s = pod.status.borrow();
+        s.init_container_statuses
+            .iter()
+            .chain(&s.container_statuses)
+            .filter(|c| c.state.is_running())
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    if exit.is_some() {
+        for c in running.iter().filter_map(|name| pod.spec.container(name)) {
+            pod.event(
+                EventType::Normal,
+                "Killing",
+                &PodShared::object(c),
+                format!("Stopping container {}", c.name),
+            );
+        }
+    }
+    let policy = pod.spec.restart_policy;
+    pod.status.send_modify(|s| {
+        let at = status::now();
+        if let Some(exit) = &exit {
+            for c in s
+                .init_container_statuses
+                .iter_mut()
+                .chain(&mut s.container_statuses)
+            {
+                if c.state.is_running() {
+                    let _ = c.terminate(exit, at);
+                }
+            }
+        }
+        if let Some((reason, message)) = pod_reason {
+            s.phase = PodPhase::Failed;
+            s.reason = Some(reason.into());
+            s.message = Some(message.into());
+        }
+        s.derive(policy, true, outcome == Outcome::InitFailed, at);
+    });
+}
+
+/// `10s`, `1m20s`, `5m0s`, as the kubelet prints durations.
+pub(crate) fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    if s < 60 {
+        let frac = d.subsec_millis();
+        return if frac == 0 {
+            format!("{s}s")
+        } else {
+            format!("{}s", d.as_secs_f64())
+        };
+    }
+    format!("{}m{}s", s / 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let cfg = RuntimeConfig::default();
+        let mut b = Backoff::new(&cfg);
+        let short = Duration::from_secs(1);
+        let got: Vec<u64> = (0..7).map(|_| b.next(short).as_secs()).collect();
+        assert_eq!(got, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(
+            b.next(Duration::from_secs(600)).as_secs(),
+            10,
+            "10 minutes of running resets the back-off"
+        );
+        assert_eq!(b.next(short).as_secs(), 20);
+    }
+
+    #[test]
+    fn durations_print_like_the_kubelet() {
+        assert_eq!(human(Duration::from_secs(10)), "10s");
+        assert_eq!(human(Duration::from_secs(300)), "5m0s");
+        assert_eq!(human(Duration::from_secs(80)), "1m20s");
+    }
+}

@@ -1,0 +1,225 @@
+//! `toolbox`: a busybox-style guest that the tests and demo pods script.
+//!
+//! Usage: `toolbox CMD [ARG...]`, or `toolbox sh "CMD ARG; CMD ARG; ..."` to
+//! run several commands in order (arguments are split on whitespace; no
+//! quoting). Commands:
+//!
+//! | command | effect |
+//! |---|---|
+//! | `echo WORDS...` | print the words to stdout |
+//! | `eprint WORDS...` | print the words to stderr |
+//! | `write PATH TEXT...` | create/truncate PATH with TEXT |
+//! | `append PATH TEXT...` | append TEXT and a newline to PATH |
+//! | `cat PATH` | print PATH's contents (exit 1 when it cannot be read) |
+//! | `ls PATH` | list a directory, one sorted name per line |
+//! | `env` | print the environment, sorted, `K=V` per line |
+//! | `args` | print argv, one per line |
+//! | `pwd` | print the current directory |
+//! | `wait-for PATH [MS]` | poll until PATH exists (exit 1 after MS, default forever) |
+//! | `sleep MS` | sleep |
+//! | `spin [MS]` | burn CPU, forever or for MS milliseconds |
+//! | `alloc MIB` | allocate and touch MIB mebibytes |
+//! | `trap` | execute `unreachable` |
+//! | `oob` | read far outside linear memory |
+//! | `try-read PATH` | print `read PATH: ok N bytes` or `read PATH: error KIND` |
+//! | `try-write PATH` | print `write PATH: ok` or `write PATH: error KIND` |
+//! | `try-symlink TARGET LINK` | print `symlink LINK: ok` or `symlink LINK: error KIND` |
+//! | `count N` | print the lines 1..=N |
+//! | `fail-until PATH N` | append a line to PATH; exit 1 while PATH has fewer than N lines |
+//! | `exit N` | exit with status N |
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let commands: Vec<Vec<String>> = if args.first().map(String::as_str) == Some("sh") {
+        args[1..]
+            .join(" ")
+            .split(';')
+            .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c.is_empty())
+            .collect()
+    } else if args.is_empty() {
+        eprintln!("usage: toolbox CMD [ARG...] | toolbox sh \"CMD; CMD\"");
+        std::process::exit(2);
+    } else {
+        vec![args]
+    };
+    for command in commands {
+        run(&command);
+    }
+}
+
+fn kind(e: &std::io::Error) -> String {
+    format!("{:?}", e.kind())
+}
+
+fn run(cmd: &[String]) {
+    let arg = |i: usize| -> &str {
+        cmd.get(i).map(String::as_str).unwrap_or_else(|| {
+            eprintln!("toolbox: {}: missing argument {i}", cmd[0]);
+            std::process::exit(2)
+        })
+    };
+    let rest = |i: usize| cmd.get(i..).map(|r| r.join(" ")).unwrap_or_default();
+    match cmd[0].as_str() {
+        "echo" => println!("{}", rest(1)),
+        "eprint" => eprintln!("{}", rest(1)),
+        "write" => {
+            if let Err(e) = std::fs::write(arg(1), rest(2)) {
+                eprintln!("toolbox: write {}: {e}", arg(1));
+                std::process::exit(1);
+            }
+        }
+        "append" => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(arg(1));
+            match file.and_then(|mut f| writeln!(f, "{}", rest(2))) {
+                Ok(()) => {}
+                Err(e) => {
+                    eprintln!("toolbox: append {}: {e}", arg(1));
+                    std::process::exit(1);
+                }
+            }
+        }
+        "cat" => match std::fs::read(arg(1)) {
+            Ok(bytes) => {
+                std::io::stdout().write_all(&bytes).unwrap();
+                std::io::stdout().flush().unwrap();
+            }
+            Err(e) => {
+                eprintln!("toolbox: cat {}: {e}", arg(1));
+                std::process::exit(1);
+            }
+        },
+        "ls" => match std::fs::read_dir(arg(1)) {
+            Ok(entries) => {
+                let mut names: Vec<String> =
+                    entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                names.sort();
+                for n in names {
+                    println!("{n}");
+                }
+            }
+            Err(e) => {
+                eprintln!("toolbox: ls {}: {e}", arg(1));
+                std::process::exit(1);
+            }
+        },
+        "env" => {
+            let mut vars: Vec<(String, String)> = std::env::vars().collect();
+            vars.sort();
+            for (k, v) in vars {
+                println!("{k}={v}");
+            }
+        }
+        "args" => {
+            for a in std::env::args() {
+                println!("{a}");
+            }
+        }
+        "pwd" => match std::env::current_dir() {
+            Ok(d) => println!("{}", d.display()),
+            Err(e) => println!("pwd: error {}", kind(&e)),
+        },
+        "wait-for" => {
+            let limit = cmd.get(2).map(|ms| Duration::from_millis(ms.parse().unwrap()));
+            let start = Instant::now();
+            while std::fs::metadata(arg(1)).is_err() {
+                if limit.is_some_and(|l| start.elapsed() > l) {
+                    eprintln!("toolbox: wait-for {}: timed out", arg(1));
+                    std::process::exit(1);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        "sleep" => std::thread::sleep(Duration::from_millis(arg(1).parse().unwrap())),
+        "spin" => {
+            let limit = cmd.get(1).map(|ms| Duration::from_millis(ms.parse().unwrap()));
+            let start = Instant::now();
+            let mut x: u64 = 1;
+            loop {
+                for _ in 0..100_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                if limit.is_some_and(|l| start.elapsed() > l) {
+                    break;
+                }
+            }
+        }
+        "alloc" => {
+            let mib: usize = arg(1).parse().unwrap();
+            let mut blocks = Vec::new();
+            for i in 0..mib {
+                let mut block = vec![0u8; 1 << 20];
+                block[i % (1 << 20)] = 1;
+                blocks.push(block);
+            }
+            println!("allocated {} MiB", blocks.len());
+        }
+        "trap" => {
+            #[cfg(target_arch = "wasm32")]
+            core::arch::wasm32::unreachable();
+        }
+        "oob" => {
+            let p = usize::MAX - 64;
+            let v = unsafe { std::ptr::read_volatile(p as *const u64) };
+            println!("read {v}");
+        }
+        "try-read" => match std::fs::read(arg(1)) {
+            Ok(b) => println!("read {}: ok {} bytes", arg(1), b.len()),
+            Err(e) => println!("read {}: error {}", arg(1), kind(&e)),
+        },
+        "try-write" => match std::fs::write(arg(1), b"x") {
+            Ok(()) => println!("write {}: ok", arg(1)),
+            Err(e) => println!("write {}: error {}", arg(1), kind(&e)),
+        },
+        "try-symlink" => {
+            match symlink(arg(1), arg(2)) {
+                Ok(()) => println!("symlink {}: ok", arg(2)),
+                Err(e) => println!("symlink {}: error {}", arg(2), kind(&e)),
+            }
+        }
+        "fail-until" => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(arg(1));
+            if let Err(e) = file.and_then(|mut f| writeln!(f, "run")) {
+                eprintln!("toolbox: fail-until {}: {e}", arg(1));
+                std::process::exit(2);
+            }
+            let runs = std::fs::read_to_string(arg(1)).map(|t| t.lines().count()).unwrap_or(0);
+            let needed: usize = arg(2).parse().unwrap();
+            if runs < needed {
+                eprintln!("run {runs} of {needed}: failing");
+                std::process::exit(1);
+            }
+            println!("run {runs} of {needed}: succeeding");
+        }
+        "count" => {
+            for i in 1..=arg(1).parse::<u64>().unwrap() {
+                println!("{i}");
+            }
+        }
+        "exit" => {
+            std::io::stdout().flush().ok();
+            std::process::exit(arg(1).parse().unwrap())
+        }
+        other => {
+            eprintln!("toolbox: unknown command {other:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `symlink(2)` through wasi-libc (std's wasi symlink helper is unstable).
+fn symlink(target: &str, link: &str) -> std::io::Result<()> {
+    use std::ffi::{CString, c_char, c_int};
+    unsafe extern "C" {
+        fn symlink(target: *const c_char, link: *const c_char) -> c_int;
+    }
+    let (t, l) = (CString::new(target).unwrap(), CString::new(link).unwrap());
+    if unsafe { symlink(t.as_ptr(), l.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,31 @@
+//! Paths of the sample guest programs, built by this crate's build script
+//! from `sample-modules/guests/` for wasm32-wasip1 and wasm32-wasip2.
+//!
+//! Every test, example and demo pod runs these real programs.
+
+use std::path::PathBuf;
+
+macro_rules! image {
+    ($file:literal) => {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/images/", $file)
+    };
+}
+
+/// `hello` as a wasip1 core module.
+pub const HELLO_P1: &str = image!("hello-p1.wasm");
+/// `hello` as a wasip2 component.
+pub const HELLO_P2: &str = image!("hello-p2.wasm");
+/// `toolbox` (a busybox-style scriptable guest) as a wasip1 core module.
+pub const TOOLBOX_P1: &str = image!("toolbox-p1.wasm");
+/// `toolbox` as a wasip2 component.
+pub const TOOLBOX_P2: &str = image!("toolbox-p2.wasm");
+
+/// The folder holding the installed images.
+pub fn images_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
+}
+
+/// The folder holding the sample pod manifests.
+pub fn pods_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/pods"))
+}

@@ -1,0 +1,8 @@
+//! wasipod's integration tests: real sample guests (built from
+//! `sample-modules/`) run through the public library API.
+
+mod cache_and_status;
+mod containers;
+mod manifest;
+mod supervisor;
+mod support;
