@@ -436,7 +436,7 @@ impl Runtime {
 async fn delete_pod(pod: &Arc<PodShared>, grace: Option<Duration>) -> PodStatus {
     if !pod.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
         // Never started: nothing runs, nothing was created on disk but logs/.
-        let _ = pod.done.send(true);
+        let _ = pod.done.send_replace(true);
     }
     if !pod.delete.is_cancelled() {
         *pod.delete_grace.lock().unwrap_or_else(|e| e.into_inner()) = grace;

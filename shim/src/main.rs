@@ -28,6 +28,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pod in the foreground until it finishes; Ctrl-C deletes it.
+    ///
+    /// Container output is printed as `[container] line` (stdout lines on
+    /// stdout, stderr lines on stderr; all on stderr with --output, so that
+    /// stdout holds only the Pod document); events and state changes go to
+    /// stderr.
     #[command(
         after_help = "Examples:\n  wasipod run pod.yaml\n  wasipod run pod.yaml --output yaml   # print the final Pod object\n  wasipod run pod.yaml --rm            # keep no logs afterwards\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest."
     )]
@@ -230,6 +235,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     print_events(&mut printed);
     pod.start();
 
+    let reserved = args.output.is_some();
     let mut phase = PodPhase::Pending;
     let mut interrupts = 0;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -238,11 +244,11 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let final_status = loop {
         tokio::select! {
             s = &mut wait => {
-                while let Ok(line) = logs.try_recv() { print_line(&line) }
+                while let Ok(line) = logs.try_recv() { print_line(&line, reserved) }
                 break s;
             }
             line = logs.recv() => match line {
-                Ok(line) => print_line(&line),
+                Ok(line) => print_line(&line, reserved),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("wasipod: {n} log lines skipped (terminal too slow); `wasipod logs` has them all"),
                 Err(_) => {}
             },
@@ -290,13 +296,15 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
-fn print_line(line: &wasipod::LogLine) {
+/// Prints a container's line with its name; to stderr only when stdout is
+/// reserved for the final Pod document (`--output`).
+fn print_line(line: &wasipod::LogLine, stdout_reserved: bool) {
     match line.stream {
-        Stream::Stdout => {
+        Stream::Stdout if !stdout_reserved => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "[{}] {}", line.container, line.line);
         }
-        Stream::Stderr => eprintln!("[{}] {}", line.container, line.line),
+        _ => eprintln!("[{}] {}", line.container, line.line),
     }
 }
 

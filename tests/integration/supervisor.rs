@@ -362,3 +362,23 @@ async fn dropping_the_runtime_leaves_no_temporary_directory() {
         state.display()
     );
 }
+
+#[tokio::test]
+async fn waiting_after_the_pod_finished_returns_at_once() {
+    let f = Fixture::new();
+    let w = f
+        .start(&pod(
+            "late",
+            "Never",
+            "  - {name: a, image: hello-p1.wasm}\n",
+        ))
+        .await;
+    w.until("succeeded", |s| s.phase == PodPhase::Succeeded)
+        .await;
+    // Give the supervisor time to finish with nobody waiting on it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let status = tokio::time::timeout(crate::support::PATIENCE, w.pod.wait())
+        .await
+        .expect("wait() returns");
+    assert_eq!(status.phase, PodPhase::Succeeded);
+}

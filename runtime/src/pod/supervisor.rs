@@ -164,7 +164,7 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
     let sandbox = match prepare(&pod) {
         Some(s) => s,
         None => {
-            let _ = pod.done.send(true);
+            let _ = pod.done.send_replace(true);
             return;
         }
     };
@@ -181,7 +181,7 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
     // future, which ends the guest wherever it is.
     tasks.shutdown().await;
     settle(&pod, outcome);
-    let _ = pod.done.send(true);
+    let _ = pod.done.send_replace(true);
 }
 
 /// Creates the volumes; on failure the pod fails with the reason.

@@ -1,0 +1,266 @@
+//! The `wasipod` command line, run as a user would: the real binary on the
+//! sample pods. (Its own test binary because only the CLI's package gets
+//! `CARGO_BIN_EXE_wasipod`.)
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Env {
+    state: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            state: tempfile::tempdir().unwrap(),
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wasipod"));
+        c.env("WASIPOD_STATE_DIR", self.state.path())
+            .env("WASIPOD_CACHE_DIR", self.cache.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).output().unwrap();
+        eprintln!(
+            "$ wasipod {}\n--- stdout\n{}--- stderr\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+fn demo() -> String {
+    wasipod_samples::pods_dir()
+        .join("demo.yaml")
+        .display()
+        .to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn run_prints_prefixed_output_and_exits_zero_on_success() {
+    let env = Env::new();
+    let out = env.run(&["run", &demo()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("[setup] wrote /work/greeting.txt"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[reader] Hello from the init container"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[hello] Hello from demo! I am a wasip2 component"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[counter] counted to 3"), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("pod default/demo: Succeeded"), "{stderr}");
+    assert!(
+        stderr.contains("Compiled container image"),
+        "first run compiles: {stderr}"
+    );
+
+    // The second run loads every image from the disk cache.
+    let out = env.run(&["run", &demo()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("Compiled container image"), "{stderr}");
+    assert!(stderr.contains("loaded from the compile cache"), "{stderr}");
+
+    // Logs and status stay readable after the run.
+    let out = env.run(&["logs", "demo", "-c", "reader"]);
+    assert_eq!(
+        text(&out.stdout),
+        "Hello from the init container\nmotd\nwasm pods, Kubernetes semantics.\n"
+    );
+    let out = env.run(&["logs", "demo"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "several containers: -c is required"
+    );
+    assert!(text(&out.stderr).contains("choose one of: [setup hello reader counter]"));
+    let out = env.run(&["get"]);
+    let listing = text(&out.stdout);
+    assert_eq!(
+        listing
+            .lines()
+            .filter(|l| l.contains(" demo ") && l.contains("Succeeded"))
+            .count(),
+        2,
+        "{listing}"
+    );
+    let out = env.run(&["rm", "--all"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&env.run(&["get"]).stdout).lines().count() == 1);
+}
+
+#[test]
+fn output_json_is_the_final_pod_object() {
+    let env = Env::new();
+    let out = env.run(&["run", &demo(), "-o", "json", "--rm", "-q"]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    assert_eq!(json["kind"], "Pod");
+    assert_eq!(json["status"]["phase"], "Succeeded");
+    assert_eq!(
+        json["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        std::fs::read_dir(env.state.path().join("pods"))
+            .unwrap()
+            .count(),
+        0,
+        "--rm leaves nothing"
+    );
+    let out = env.run(&["run", &demo(), "-o", "yaml", "-q"]);
+    let yaml = text(&out.stdout);
+    assert!(
+        yaml.contains("apiVersion: v1") && yaml.contains("phase: Succeeded"),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn bad_manifests_exit_2_naming_the_field_and_failed_pods_exit_1() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - {name: a, image: nowhere.wasm}\n").unwrap();
+    let out = env.run(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("spec.containers[0].image: file not found: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let failing = dir.path().join("failing.yaml");
+    std::fs::write(
+        &failing,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: failing}}\nspec:\n  restartPolicy: Never\n  nodeName: n1\n  containers:\n  - {{name: a, image: {}, args: [sh, eprint going down; exit 3]}}\n",
+            wasipod_samples::TOOLBOX_P1
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["run", failing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: spec.nodeName: ignored"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[a] going down"), "{stderr}");
+    assert!(stderr.contains("pod default/failing: Failed"), "{stderr}");
+    let out = env.run(&["validate", failing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pod_json(state: &Path) -> Option<serde_json::Value> {
+    let dir = std::fs::read_dir(state.join("pods"))
+        .ok()?
+        .flatten()
+        .next()?
+        .path();
+    serde_json::from_slice(&std::fs::read(dir.join("pod.json")).ok()?).ok()
+}
+
+#[test]
+fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("forever.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: forever}}\nspec:\n  volumes: [{{name: w, emptyDir: {{}}}}]\n  containers:\n  - {{name: sleeper, image: {t}, args: [sh, write /w/f x; sleep 600000], volumeMounts: [{{name: w, mountPath: /w}}]}}\n  - {{name: spinner, image: {t}, args: [spin]}}\n",
+            t = wasipod_samples::TOOLBOX_P2
+        ),
+    )
+    .unwrap();
+
+    for how in ["SIGTERM", "wasipod stop"] {
+        let child = env
+            .cmd()
+            .args(["run", manifest.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the pod runs", || {
+            pod_json(env.state.path()).is_some_and(|j| j["status"]["phase"] == "Running")
+        });
+        let pod_dir = std::fs::read_dir(env.state.path().join("pods"))
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path();
+        wait_for("the emptyDir is written", || {
+            pod_dir.join("volumes/w/f").exists()
+        });
+        if how == "SIGTERM" {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        } else {
+            let out = env.run(&["stop", "forever"]);
+            assert_eq!(out.status.code(), Some(0));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{how}: {stderr}");
+        assert!(
+            stderr.contains("wasipod: deleting pod forever (grace period 30s)"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("Stopping container spinner"), "{stderr}");
+        assert!(
+            !pod_dir.join("volumes").exists(),
+            "{how}: the emptyDir is removed"
+        );
+        let json = pod_json(env.state.path()).unwrap();
+        assert_eq!(json["status"]["phase"], "Failed");
+        assert_eq!(
+            json["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            143
+        );
+        assert!(!pod_dir.join("wasipod.pid").exists());
+        let out = env.run(&["stop", "forever"]);
+        assert_ne!(out.status.code(), Some(0), "nothing left to stop");
+        std::fs::remove_dir_all(pod_dir).unwrap();
+    }
+}
