@@ -18,6 +18,7 @@ fn main() {
         guests.join("Cargo.toml").display()
     );
 
+    ensure_targets();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = guests.join("target");
     let mut cmd = Command::new(cargo);
@@ -63,6 +64,39 @@ fn main() {
             copy_if_changed(&built, &installed);
             println!("cargo:rerun-if-changed={}", installed.display());
         }
+    }
+}
+
+/// rust-toolchain.toml lists the wasm targets and rustup normally installs
+/// them on the first cargo call; with `RUSTUP_AUTO_INSTALL=0` it does not, so
+/// add the missing ones here rather than fail.
+fn ensure_targets() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok();
+    let Some(sysroot) = sysroot.filter(|o| o.status.success()) else {
+        return;
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let missing: Vec<&str> = TARGETS
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| !sysroot.join("lib/rustlib").join(t).join("lib").exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    println!("cargo:warning=installing the rust targets {missing:?} with rustup");
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add"]).args(&missing);
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        cmd.args(["--toolchain", &toolchain]);
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        other => println!("cargo:warning=rustup target add {missing:?} failed ({other:?})"),
     }
 }
 

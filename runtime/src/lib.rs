@@ -272,22 +272,16 @@ impl Runtime {
         }
         // Images: compiled off the async threads (a large guest takes a second).
         let engine = self.inner.engine.clone();
-        let wanted: Vec<(PathBuf, String, String)> = spec
+        let wanted: Vec<(PathBuf, String)> = spec
             .init_containers
             .iter()
             .chain(&spec.containers)
-            .map(|c| {
-                (
-                    c.image_path.clone(),
-                    format!("{}.image", c.field),
-                    c.image.clone(),
-                )
-            })
+            .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
             .collect();
         let loaded = tokio::task::spawn_blocking(move || {
             wanted
                 .into_iter()
-                .map(|(path, field, image)| engine.load(&path, &field).map(|l| (l, image)))
+                .map(|(path, field)| engine.load(&path, &field))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
@@ -345,7 +339,7 @@ impl Runtime {
         let (events_tx, _) = broadcast::channel(1024);
         let (logs_tx, _) = broadcast::channel(4096);
         let (done_tx, _) = watch::channel(false);
-        let images: Vec<_> = loaded.iter().map(|((img, _, _), _)| img.clone()).collect();
+        let images: Vec<_> = loaded.iter().map(|(img, _, _)| img.clone()).collect();
         let shared = Arc::new(PodShared {
             spec,
             images,
@@ -382,14 +376,13 @@ impl Runtime {
                 shared.spec.namespace, shared.spec.name
             ),
         );
-        for ((c, ((image, origin, took), image_ref)), _) in shared
+        let containers = shared
             .spec
             .init_containers
             .iter()
-            .chain(&shared.spec.containers)
-            .zip(loaded.iter())
-            .zip(0..)
-        {
+            .chain(&shared.spec.containers);
+        for (c, (image, origin, took)) in containers.zip(&loaded) {
+            let image_ref = &c.image;
             let message = match origin {
                 CacheOrigin::Memory => {
                     format!("Container image {image_ref:?} already present on machine")
@@ -407,12 +400,9 @@ impl Runtime {
             };
             shared.event(EventType::Normal, "Pulled", &PodShared::object(c), message);
         }
-        let mut wire_shared = shared.spec.wire.clone();
-        wire_shared.metadata.creation_timestamp = wire.metadata.creation_timestamp;
-
         Ok(Pod {
             shared,
-            wire: wire_shared,
+            wire,
             runtime: self.clone(),
         })
     }

@@ -527,7 +527,7 @@ impl PodStatus {
         let incomplete: Vec<&str> = self
             .init_container_statuses
             .iter()
-            .filter(|c| !c.state.terminated().is_some_and(|t| t.exit_code == 0))
+            .filter(|c| c.state.terminated().is_none_or(|t| t.exit_code != 0))
             .map(|c| c.name.as_str())
             .collect();
         if incomplete.is_empty() {

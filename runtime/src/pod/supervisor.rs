@@ -257,10 +257,10 @@ async fn run_phases(
             return Outcome::InitFailed;
         }
     }
-    for c in pod.spec.containers.iter().cloned() {
+    for index in 0..pod.spec.containers.len() {
         let (pod, sandbox) = (pod.clone(), sandbox.clone());
         tasks.spawn(async move {
-            run_with_restarts(&pod, &c, &sandbox).await;
+            run_with_restarts(&pod, &pod.spec.containers[index], &sandbox).await;
         });
     }
     while tasks.join_next().await.is_some() {}
