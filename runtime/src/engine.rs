@@ -18,6 +18,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 
 use crate::error::RuntimeError;
 use crate::log::{ContainerLog, Stream};
+use crate::net::PodNet;
 use crate::status::{Exit, ExitReason};
 
 /// Where a prepared image came from.
@@ -71,6 +72,7 @@ pub(crate) struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     limits: MemoryLimiter,
+    net: Arc<PodNet>,
 }
 
 impl WasiView for P2State {
@@ -144,6 +146,8 @@ pub(crate) struct GuestConfig {
     pub preopens: Vec<Preopen>,
     pub log: ContainerLog,
     pub memory_limit: Option<u64>,
+    /// The pod's network (wasip2 guests reach it through wasi:sockets).
+    pub net: Arc<PodNet>,
 }
 
 /// The engine shared by every pod of a runtime.
@@ -183,6 +187,14 @@ impl Engine {
         let mut p2 = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        // wasi:sockets over the in-memory pod network replaces
+        // wasmtime-wasi's host sockets.
+        p2.allow_shadowing(true);
+        crate::net::add_to_linker(&mut p2, |s: &mut P2State| crate::net::NetView {
+            table: &mut s.table,
+            pod: &s.net,
+        })
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Io {
@@ -363,6 +375,7 @@ impl Engine {
                         ctx: builder.build(),
                         table: ResourceTable::new(),
                         limits,
+                        net: cfg.net.clone(),
                     },
                 );
                 store.limiter(|s| &mut s.limits);

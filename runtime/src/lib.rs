@@ -55,6 +55,8 @@ pub mod pod;
 pub mod quantity;
 pub mod status;
 
+pub mod net;
+
 mod engine;
 mod log;
 mod volume;
@@ -101,6 +103,10 @@ pub struct RuntimeConfig {
     /// Largest log file per container run before it is rotated (two files
     /// are kept).
     pub log_max_bytes: u64,
+    /// The range pod IPs come from.
+    pub pod_cidr: String,
+    /// Per-pod network limits (sockets, buffered bytes, backlog).
+    pub net_limits: net::NetLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -114,6 +120,8 @@ impl Default for RuntimeConfig {
             backoff_reset: Duration::from_secs(600),
             epoch_tick: Duration::from_millis(10),
             log_max_bytes: 10 << 20,
+            pod_cidr: "10.88.0.0/16".into(),
+            net_limits: net::NetLimits::default(),
         }
     }
 }
@@ -158,6 +166,7 @@ impl RuntimeConfig {
 
 struct RuntimeInner {
     engine: Arc<engine::Engine>,
+    network: Arc<net::Network>,
     config: RuntimeConfig,
     state_dir: PathBuf,
     pods: Mutex<HashMap<(String, String), Arc<PodShared>>>,
@@ -218,9 +227,11 @@ impl Runtime {
             config.cache_dir.clone(),
             config.epoch_tick,
         )?);
+        let network = net::Network::new(&config.pod_cidr, config.net_limits)?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
+                network,
                 config,
                 state_dir,
                 pods: Mutex::new(HashMap::new()),
@@ -297,9 +308,14 @@ impl Runtime {
             source: e,
         })?;
 
+        let net = self.inner.network.attach(&spec.hostname)?;
         let now = status::now();
         let mut initial = PodStatus {
             start_time: Some(now),
+            pod_ip: Some(net.ip.to_string()),
+            pod_ips: vec![status::PodIp {
+                ip: net.ip.to_string(),
+            }],
             ..Default::default()
         };
         initial.set_condition(
@@ -355,6 +371,7 @@ impl Runtime {
             done: done_tx,
             sandbox: Mutex::new(None),
             started: std::sync::atomic::AtomicBool::new(false),
+            net,
         });
         {
             let mut pods = self.inner.pods.lock().unwrap_or_else(|e| e.into_inner());

@@ -415,6 +415,13 @@ impl Exit {
     }
 }
 
+/// One of `status.podIPs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIp {
+    /// The address.
+    pub ip: String,
+}
+
 /// `status` of a pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -430,6 +437,12 @@ pub struct PodStatus {
     /// Details for `reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The pod's address on the pod network.
+    #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
+    /// The pod's addresses (one, IPv4).
+    #[serde(rename = "podIPs", default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_ips: Vec<PodIp>,
     /// When the runtime accepted the pod.
     #[serde(
         with = "rfc3339::option",

@@ -29,3 +29,8 @@ pub fn images_dir() -> PathBuf {
 pub fn pods_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/pods"))
 }
+
+/// `tcp-echo` (echo server and client on std::net) as a wasip2 component.
+pub const TCP_ECHO_P2: &str = image!("tcp-echo-p2.wasm");
+/// `tcp-echo` as a wasip1 module (no sockets in WASI preview 1).
+pub const TCP_ECHO_P1: &str = image!("tcp-echo-p1.wasm");

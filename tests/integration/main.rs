@@ -4,5 +4,6 @@
 mod cache_and_status;
 mod containers;
 mod manifest;
+mod network;
 mod supervisor;
 mod support;

@@ -298,13 +298,7 @@ async fn deleting_stops_every_guest_and_cleans_up() {
         s.container_statuses.iter().all(|c| c.state.is_running())
     })
     .await;
-    tokio::time::timeout(crate::support::PATIENCE, async {
-        while !started.exists() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
+    crate::support::eventually("the spinner started", || started.exists()).await;
     let status = w.pod.delete(Some(Duration::from_secs(30))).await;
     assert_eq!(status.phase, PodPhase::Failed);
     for c in &status.container_statuses {

@@ -61,6 +61,18 @@ impl Fixture {
     }
 }
 
+/// Polls `f` until it holds (for facts no status change announces, such as
+/// a line in a log).
+pub async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let result = tokio::time::timeout(PATIENCE, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(result.is_ok(), "never happened: {what}");
+}
+
 pub fn images() -> PathBuf {
     wasipod_samples::images_dir()
 }

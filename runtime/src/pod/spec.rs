@@ -104,11 +104,11 @@ pub struct ContainerSpec {
     pub image_path: PathBuf,
     /// `image` as written in the manifest.
     pub image: String,
-    /// argv: `command` + `args` (the program's name when `command` is empty),
-    /// with `$(VAR)` expanded.
-    pub argv: Vec<String>,
-    /// The environment, in order, with `$(VAR)` expanded.
-    pub env: Vec<(String, String)>,
+    /// argv as written: `command` + `args` (the program's name when
+    /// `command` is empty); `$(VAR)` is expanded by [`ContainerSpec::resolve`].
+    pub args: Vec<String>,
+    /// The environment, in order.
+    pub env: Vec<(String, EnvValue)>,
     /// `workingDir`.
     pub working_dir: Option<String>,
     /// `volumeMounts`.
@@ -118,6 +118,42 @@ pub struct ContainerSpec {
     /// The mount holding `workingDir` (index into `mounts`) and the path
     /// inside it: relative paths resolve there.
     pub working_dir_mount: Option<(usize, String)>,
+}
+
+/// Where an environment variable's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// `value:`, in which `$(VAR)` refers to earlier variables.
+    Text(String),
+    /// A value taken as it is (a pod field, a ConfigMap or Secret key).
+    Fixed(String),
+    /// `fieldRef: status.podIP` / `status.podIPs`: known once the pod has
+    /// its address.
+    PodIp,
+}
+
+impl ContainerSpec {
+    /// argv and environment for a run in a pod with address `pod_ip`, with
+    /// Kubernetes' `$(VAR)` expansion applied.
+    pub fn resolve(&self, pod_ip: &str) -> (Vec<String>, Vec<(String, String)>) {
+        let mut env: Vec<(String, String)> = Vec::with_capacity(self.env.len());
+        for (name, value) in &self.env {
+            let value = match value {
+                EnvValue::Text(t) => expand(t, |n| {
+                    env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+                }),
+                EnvValue::Fixed(v) => v.clone(),
+                EnvValue::PodIp => pod_ip.to_string(),
+            };
+            match env.iter_mut().find(|(k, _)| k == name) {
+                Some(slot) => slot.1 = value,
+                None => env.push((name.clone(), value)),
+            }
+        }
+        let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let argv = self.args.iter().map(|a| expand(a, lookup)).collect();
+        (argv, env)
+    }
 }
 
 /// A validated volume mount.
@@ -1132,10 +1168,10 @@ impl Validator<'_> {
             }
         }
 
-        // Environment: envFrom first, then env (later entries win), then
-        // `$(VAR)` expansion in order.
-        let mut env: Vec<(String, String)> = Vec::new();
-        let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
+        // Environment: envFrom first, then env (later entries win);
+        // `$(VAR)` is expanded at start (ContainerSpec::resolve).
+        let mut env: Vec<(String, EnvValue)> = Vec::new();
+        let set = |env: &mut Vec<(String, EnvValue)>, k: String, v: EnvValue| {
             if let Some(slot) = env.iter_mut().find(|(n, _)| *n == k) {
                 slot.1 = v;
             } else {
@@ -1168,7 +1204,7 @@ impl Validator<'_> {
                         set(
                             &mut env,
                             format!("{prefix}{k}"),
-                            String::from_utf8_lossy(&v).into_owned(),
+                            EnvValue::Fixed(String::from_utf8_lossy(&v).into_owned()),
                         );
                     }
                 }
@@ -1210,10 +1246,7 @@ impl Validator<'_> {
                     );
                     continue;
                 }
-                (v, None) => {
-                    let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-                    expand(v.as_deref().unwrap_or(""), lookup)
-                }
+                (v, None) => EnvValue::Text(v.clone().unwrap_or_default()),
                 (None, Some(src)) => match self.env_source(src, &format!("{ef}.valueFrom"), pod) {
                     Some(v) => v,
                     None => continue,
@@ -1221,13 +1254,7 @@ impl Validator<'_> {
             };
             set(&mut env, e.name.clone(), value);
         }
-        let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let mut argv: Vec<String> = c
-            .command
-            .iter()
-            .chain(&c.args)
-            .map(|a| expand(a, lookup))
-            .collect();
+        let mut argv: Vec<String> = c.command.iter().chain(&c.args).cloned().collect();
         if c.command.is_empty() {
             let program = image_path
                 .as_ref()
@@ -1246,7 +1273,7 @@ impl Validator<'_> {
             field: field.to_string(),
             image_path: image_path?,
             image: c.image.clone(),
-            argv,
+            args: argv,
             env,
             working_dir: c.working_dir.clone(),
             mounts,
@@ -1333,7 +1360,7 @@ impl Validator<'_> {
         src: &manifest::EnvVarSource,
         field: &str,
         pod: &PodFields<'_>,
-    ) -> Option<String> {
+    ) -> Option<EnvValue> {
         let count = [
             src.field_ref.is_some(),
             src.config_map_key_ref.is_some(),
@@ -1364,6 +1391,9 @@ impl Validator<'_> {
                     .and_then(|r| r.strip_suffix("']"))
                     .map(str::to_string)
             };
+            if matches!(path, "status.podIP" | "status.podIPs") {
+                return Some(EnvValue::PodIp);
+            }
             let value = match path {
                 "metadata.name" => Some(pod.name.to_string()),
                 "metadata.namespace" => Some(pod.namespace.to_string()),
@@ -1380,10 +1410,10 @@ impl Validator<'_> {
             if value.is_none() {
                 self.err(
                     format!("{field}.fieldRef.fieldPath"),
-                    format!("Unsupported value: {path:?}: supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"metadata.labels['<KEY>']\", \"metadata.annotations['<KEY>']\""),
+                    format!("Unsupported value: {path:?}: supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"metadata.labels['<KEY>']\", \"metadata.annotations['<KEY>']\", \"status.podIP\", \"status.podIPs\""),
                 );
             }
-            return value;
+            return value.map(EnvValue::Fixed);
         }
         let (kind, r, data) = if let Some(r) = &src.config_map_key_ref {
             (
@@ -1404,7 +1434,7 @@ impl Validator<'_> {
             "configMapKeyRef"
         };
         match data.as_ref().map(|d| d.get(&r.key)) {
-            Some(Some(v)) => Some(String::from_utf8_lossy(v).into_owned()),
+            Some(Some(v)) => Some(EnvValue::Fixed(String::from_utf8_lossy(v).into_owned())),
             _ if r.optional == Some(true) => None,
             None => {
                 self.err(

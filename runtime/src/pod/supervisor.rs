@@ -83,6 +83,8 @@ pub(crate) struct PodShared {
     pub done: watch::Sender<bool>,
     pub sandbox: Mutex<Option<Arc<Sandbox>>>,
     pub started: std::sync::atomic::AtomicBool,
+    /// The pod's address and ports on the pod network.
+    pub net: Arc<crate::net::PodNet>,
 }
 
 impl PodShared {
@@ -378,13 +380,15 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         format!("Started container {}", c.name),
     );
 
+    let (argv, env) = c.resolve(&pod.net.ip.to_string());
     let cfg = GuestConfig {
-        argv: c.argv.clone(),
-        env: c.env.clone(),
+        argv,
+        env,
         working_dir: c.working_dir.clone(),
         preopens,
         log,
         memory_limit: c.memory_limit,
+        net: pod.net.clone(),
     };
     let exit = pod.engine.run(&image, cfg).await;
 

@@ -27,6 +27,11 @@
 //! | `count N` | print the lines 1..=N |
 //! | `fail-until PATH N` | append a line to PATH; exit 1 while PATH has fewer than N lines |
 //! | `exit N` | exit with status N |
+//! | `try-bind ADDR [MS]` | bind+listen; print `bind ADDR: ok PORT` or `bind ADDR: error KIND`; hold it MS ms |
+//! | `try-connect ADDR` | print `connect ADDR: ok` or `connect ADDR: error KIND` |
+//! | `resolve HOST` | print the addresses HOST resolves to (`resolve HOST: error KIND` on failure) |
+//! | `read-eof ADDR` | connect, read until the peer closes, print `eof after N bytes` |
+//! | `wait-port ADDR [MS]` | retry connecting until a listener answers (exit 1 after MS) |
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -193,6 +198,56 @@ fn run(cmd: &[String]) {
                 std::process::exit(1);
             }
             println!("run {runs} of {needed}: succeeding");
+        }
+        "try-bind" => match std::net::TcpListener::bind(arg(1)) {
+            Ok(l) => {
+                println!("bind {}: ok {}", arg(1), l.local_addr().map(|a| a.port()).unwrap_or(0));
+                std::io::stdout().flush().ok();
+                if let Some(ms) = cmd.get(2) {
+                    std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+                }
+            }
+            Err(e) => println!("bind {}: error {}", arg(1), kind(&e)),
+        },
+        "try-connect" => match std::net::TcpStream::connect(arg(1)) {
+            Ok(_) => println!("connect {}: ok", arg(1)),
+            Err(e) => println!("connect {}: error {}", arg(1), kind(&e)),
+        },
+        "read-eof" => {
+            use std::io::Read;
+            let mut s = std::net::TcpStream::connect(arg(1)).unwrap_or_else(|e| {
+                eprintln!("toolbox: connect {}: {e}", arg(1));
+                std::process::exit(1)
+            });
+            println!("connected to {}", arg(1));
+            std::io::stdout().flush().ok();
+            let mut buf = Vec::new();
+            match s.read_to_end(&mut buf) {
+                Ok(n) => println!("eof after {n} bytes"),
+                Err(e) => println!("read error {}", kind(&e)),
+            }
+        }
+        "resolve" => {
+            use std::net::ToSocketAddrs;
+            match (arg(1), 80).to_socket_addrs() {
+                Ok(addrs) => {
+                    let mut ips: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                    ips.dedup();
+                    println!("resolve {}: {}", arg(1), ips.join(" "));
+                }
+                Err(e) => println!("resolve {}: error {}", arg(1), kind(&e)),
+            }
+        }
+        "wait-port" => {
+            let limit = cmd.get(2).map(|ms| Duration::from_millis(ms.parse().unwrap()));
+            let start = Instant::now();
+            while std::net::TcpStream::connect(arg(1)).is_err() {
+                if limit.is_some_and(|l| start.elapsed() > l) {
+                    eprintln!("toolbox: wait-port {}: nobody listens", arg(1));
+                    std::process::exit(1);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         "count" => {
             for i in 1..=arg(1).parse::<u64>().unwrap() {
