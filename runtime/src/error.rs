@@ -177,6 +177,16 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
+    /// A published port could not be opened on the host.
+    #[error("{source_field}: cannot listen on {address}: {message}")]
+    Publish {
+        /// Where the port was asked for.
+        source_field: String,
+        /// The host address.
+        address: std::net::SocketAddr,
+        /// The system's reason.
+        message: String,
+    },
     /// Another pod of this runtime has the same namespace and name.
     #[error("pods \"{name}\" already exists in namespace \"{namespace}\"")]
     AlreadyExists {

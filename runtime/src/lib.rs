@@ -62,6 +62,7 @@ mod log;
 mod volume;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -184,6 +185,7 @@ impl Drop for RuntimeInner {
             .collect();
         for pod in pods {
             pod.delete.cancel();
+            pod.net.stop.cancel();
             if let Some(s) = pod
                 .sandbox
                 .lock()
@@ -308,7 +310,23 @@ impl Runtime {
             source: e,
         })?;
 
-        let net = self.inner.network.attach(&spec.hostname)?;
+        let net = self
+            .inner
+            .network
+            .attach(&spec.hostname, spec.outbound.clone())?;
+        // Published ports: bound now, so that a taken port fails the create.
+        let mut published = Vec::with_capacity(spec.publish.len());
+        for m in &spec.publish {
+            let listener = std::net::TcpListener::bind((m.host_ip, m.host_port))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|e| RuntimeError::Publish {
+                    source_field: m.source.clone(),
+                    address: SocketAddr::new(m.host_ip, m.host_port),
+                    message: e.to_string(),
+                })?;
+            published.push((m.clone(), listener));
+        }
         let now = status::now();
         let mut initial = PodStatus {
             start_time: Some(now),
@@ -384,6 +402,28 @@ impl Runtime {
             pods.insert(key, shared.clone());
         }
 
+        for (m, listener) in published {
+            let target = SocketAddr::new(shared.net.ip.into(), m.container_port);
+            let address = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tokio::spawn(net::bridge::publish(
+                Arc::downgrade(&shared.net),
+                listener,
+                target,
+                shared.net.stop.clone(),
+            ));
+            shared.event(
+                EventType::Normal,
+                "Published",
+                "pod",
+                format!(
+                    "Forwarding host {address} to port {} of the pod ({})",
+                    m.container_port, m.source
+                ),
+            );
+        }
         shared.event(
             EventType::Normal,
             "Scheduled",
@@ -443,6 +483,7 @@ impl Runtime {
 async fn delete_pod(pod: &Arc<PodShared>, grace: Option<Duration>) -> PodStatus {
     if !pod.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
         // Never started: nothing runs, nothing was created on disk but logs/.
+        pod.net.stop.cancel();
         let _ = pod.done.send_replace(true);
     }
     if !pod.delete.is_cancelled() {

@@ -34,7 +34,8 @@ enum Command {
     /// stdout holds only the Pod document); events and state changes go to
     /// stderr.
     #[command(
-        after_help = "Examples:\n  wasipod run pod.yaml\n  wasipod run pod.yaml --output yaml   # print the final Pod object\n  wasipod run pod.yaml --rm            # keep no logs afterwards\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest."
+        after_help = "Examples:\n  wasipod run pod.yaml\n  wasipod run pod.yaml --output yaml   # print the final Pod object\n  wasipod run pod.yaml --rm            # keep no logs afterwards
+  wasipod run web.yaml -p 8080:80      # curl http://127.0.0.1:8080/ reaches the pod's port 80\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest."
     )]
     Run {
         /// The manifest: one v1 Pod, plus the ConfigMaps/Secrets it uses.
@@ -55,6 +56,14 @@ enum Command {
         /// Print only the containers' output (no events).
         #[arg(short, long)]
         quiet: bool,
+        /// Publish a pod port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT
+        /// (host IP 127.0.0.1 by default). Repeatable.
+        #[arg(
+            short = 'p',
+            long = "publish",
+            value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT"
+        )]
+        publish: Vec<String>,
     },
     /// Check a manifest without running it: errors and ignored fields.
     #[command(after_help = "Example:\n  wasipod validate pod.yaml")]
@@ -136,6 +145,7 @@ fn main() -> ExitCode {
             grace_period,
             rm,
             quiet,
+            publish,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -148,6 +158,7 @@ fn main() -> ExitCode {
                 grace_period,
                 rm,
                 quiet,
+                publish,
                 state_dir,
             }))
         }
@@ -186,6 +197,7 @@ struct RunArgs {
     grace_period: Option<u64>,
     rm: bool,
     quiet: bool,
+    publish: Vec<String>,
     state_dir: PathBuf,
 }
 
@@ -198,7 +210,12 @@ fn load(manifest: &Path) -> Result<PodSpec> {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
-    let spec = load(&args.manifest)?;
+    let mut spec = load(&args.manifest)?;
+    for p in &args.publish {
+        spec.publish.push(
+            wasipod::net::PortMapping::parse(p).map_err(|e| anyhow::anyhow!("--publish {e}"))?,
+        );
+    }
     let mut config = RuntimeConfig::default().state_dir(&args.state_dir);
     config.cache_dir = args.cache_dir.or_else(RuntimeConfig::default_cache_dir);
     let runtime = Runtime::new(config)?;

@@ -190,3 +190,186 @@ async fn deleting_a_pod_closes_its_connections() {
         format!("connect {ip}:7000: error ConnectionRefused\n")
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn published_ports_forward_host_connections_into_the_pod() {
+    let f = Fixture::new();
+    let port = free_port();
+    let w = f
+        .start(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n  - name: echo\n    image: tcp-echo-p2.wasm\n    args: [serve, '0.0.0.0:80']\n    ports: [{{containerPort: 80, hostPort: {port}, hostIP: 127.0.0.1}}]\n"
+        ))
+        .await;
+    assert!(
+        w.pod.events().iter().any(|e| e.reason == "Published"
+            && e.message.contains(&format!("127.0.0.1:{port} to port 80")))
+    );
+    eventually("the server listens", || w.log("echo").contains("listening")).await;
+    // A real client on the host: bytes both ways, then half-close.
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"through the published port").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply, "through the published port");
+    let gateway = "10.88.0.1";
+    eventually("served", || {
+        w.log("echo")
+            .contains(&format!("echoed 26 bytes to {gateway}:"))
+    })
+    .await;
+    // A second pod cannot take the same host port.
+    let err = f
+        .runtime
+        .create_pod(f.spec(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web2}}\nspec:\n  containers:\n  - {{name: echo, image: tcp-echo-p2.wasm, ports: [{{containerPort: 80, hostPort: {port}, hostIP: 127.0.0.1}}]}}\n"
+        )))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "spec.containers[0].ports[0].hostPort: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{err}"
+    );
+    w.pod.delete(Some(Duration::ZERO)).await;
+    // The host listener is closed with the pod.
+    eventually("the host port is free", || {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outbound_access_is_off_unless_the_pod_asks_for_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = host.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = host.accept().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        s.write_all(b"host heard: ").await.unwrap();
+        s.write_all(&got).await.unwrap();
+    });
+    let f = Fixture::new();
+    let probe = format!(
+        "  - {{name: c, image: toolbox-p2.wasm, args: [sh, resolve host.wasipod.internal; try-connect host.wasipod.internal:{port}; try-connect 10.88.0.1:{port}]}}\n"
+    );
+    let send = format!(
+        "  - {{name: send, image: tcp-echo-p2.wasm, args: [send, 'host.wasipod.internal:{port}', ping from the pod]}}\n"
+    );
+    let pod = |name: &str, annotation: &str, containers: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n{annotation}spec:\n  restartPolicy: Never\n  containers:\n{containers}"
+        )
+    };
+    let (closed, _) = f.run(&pod("closed", "", &probe)).await;
+    let log = closed.log("c");
+    assert!(
+        log.contains("resolve host.wasipod.internal: 10.88.0.1"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "connect host.wasipod.internal:{port}: error ConnectionRefused"
+        )),
+        "{log}"
+    );
+
+    let annotation = format!("  annotations:\n    wasipod.io/outbound: \"host:{port}\"\n");
+    let (open, _) = f.run(&pod("open", &annotation, &send)).await;
+    assert_eq!(open.log("send"), "host heard: ping from the pod\n");
+    tokio::time::timeout(crate::support::PATIENCE, server)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let bad = f.spec(&pod("x", &annotation, &send));
+    assert_eq!(bad.outbound.len(), 1);
+    let err = wasipod::PodSpec::from_yaml(
+        &pod(
+            "bad",
+            "  annotations:\n    wasipod.io/outbound: \"nowhere\"\n",
+            &send,
+        ),
+        crate::support::images(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("metadata.annotations[wasipod.io/outbound]: Invalid value: \"nowhere\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_connections_and_a_hundred_mib_arrive_intact() {
+    let f = Fixture::new();
+    let (w, status) = f
+        .run(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: load}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: fan-in, image: tcp-echo-p2.wasm, args: [fan-in, '127.0.0.1:5000', '1000']}\n  - {name: fan-out, image: tcp-echo-p2.wasm, args: [fan-out, '127.0.0.1:5000', '1000']}\n  - {name: bulk-server, image: tcp-echo-p2.wasm, args: [serve, '127.0.0.1:6000', '1']}\n  - {name: bulk, image: tcp-echo-p2.wasm, args: [bulk, '127.0.0.1:6000', '100']}\n",
+        )
+        .await;
+    assert_eq!(status.phase, PodPhase::Succeeded, "{status:#?}");
+    assert!(
+        w.log("fan-in").contains("holding 1000 connections"),
+        "{}",
+        w.log("fan-in")
+    );
+    assert_eq!(w.log("fan-out"), "fan-out ok 1000\n");
+    assert_eq!(w.log("bulk"), format!("bulk ok {} bytes\n", 100u64 << 20));
+    assert!(
+        w.log("bulk-server")
+            .contains(&format!("echoed {} bytes", 100u64 << 20))
+    );
+}
+
+#[tokio::test]
+async fn a_pod_cannot_open_more_sockets_than_its_limit() {
+    let f = Fixture::with(|mut c| {
+        c.net_limits.max_sockets = 50;
+        c
+    });
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: greedy}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: fan-in, image: tcp-echo-p2.wasm, args: [fan-in, '127.0.0.1:5000', '100']}\n  - {name: fan-out, image: tcp-echo-p2.wasm, args: [fan-out, '127.0.0.1:5000', '100']}\n")
+        .await;
+    let s = w
+        .until("the client gave up", |s| {
+            s.container("fan-out")
+                .and_then(|c| c.state.terminated())
+                .is_some()
+        })
+        .await;
+    assert_eq!(
+        s.container("fan-out")
+            .unwrap()
+            .state
+            .terminated()
+            .unwrap()
+            .exit_code,
+        1
+    );
+    let log = w.log("fan-out");
+    assert!(
+        log.contains("No file descriptors available"),
+        "the limit reaches the guest as EMFILE-like error: {log}"
+    );
+    w.pod.delete(Some(Duration::ZERO)).await;
+}

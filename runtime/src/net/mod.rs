@@ -10,9 +10,14 @@
 //! - Each pod has an IP from the runtime's range (default `10.88.0.0/16`);
 //!   a container reaches a listener of another pod at that pod's IP.
 //! - Binding to `0.0.0.0` or `::` listens on every address of the pod.
-//! - Connecting anywhere else fails at once (outbound access is off).
+//! - Connecting anywhere else fails at once, unless the pod opts in to
+//!   outbound access for that address ([`OutboundRule`]); the network's
+//!   gateway address (`10.88.0.1` by default, name `host.wasipod.internal`)
+//!   then stands for the host's own loopback.
+//! - Ports can be published on the host ([`PortMapping`]).
 //! - UDP is not supported: creating a UDP socket fails with `not-supported`.
 
+pub(crate) mod bridge;
 pub(crate) mod lookup;
 pub(crate) mod pipe;
 pub(crate) mod tcp;
@@ -23,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasData, ResourceTable};
 use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode;
 
@@ -50,6 +56,116 @@ mod bindings {
 }
 
 pub(crate) use bindings::wasi::sockets as wit;
+
+/// A pod port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Host address to listen on.
+    pub host_ip: IpAddr,
+    /// Host port.
+    pub host_port: u16,
+    /// The pod's port the connections go to.
+    pub container_port: u16,
+    /// Where it was asked for (`spec.containers[0].ports[1].hostPort`, `--publish`).
+    pub source: String,
+}
+
+impl PortMapping {
+    /// Parses `[HOST_IP:]HOST_PORT:CONTAINER_PORT` (host IP 127.0.0.1 by default).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?}: expected [HOST_IP:]HOST_PORT:CONTAINER_PORT");
+        let (rest, container) = text.rsplit_once(':').ok_or_else(bad)?;
+        let (host_ip, host_port) = match rest.rsplit_once(':') {
+            Some((ip, port)) => (
+                ip.trim_matches(['[', ']']).parse().map_err(|_| bad())?,
+                port,
+            ),
+            None => (IpAddr::V4(Ipv4Addr::LOCALHOST), rest),
+        };
+        let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
+        Ok(PortMapping {
+            host_ip,
+            host_port: port(host_port)?,
+            container_port: port(container)?,
+            source: "--publish".into(),
+        })
+    }
+}
+
+/// An address range a pod may connect to outside the pod network, from the
+/// `wasipod.io/outbound` annotation: comma-separated `CIDR[:PORT]` entries,
+/// where `host` stands for the gateway (the host's loopback), e.g.
+/// `host:8080, 192.0.2.0/24:443`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRule {
+    /// Network address.
+    pub net: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Only this port, when given.
+    pub port: Option<u16>,
+    /// `host`: the gateway, i.e. the host's loopback.
+    pub host: bool,
+}
+
+/// The annotation that lists a pod's [`OutboundRule`]s.
+pub const OUTBOUND_ANNOTATION: &str = "wasipod.io/outbound";
+
+impl OutboundRule {
+    /// Parses the annotation's value.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(Self::parse)
+            .collect()
+    }
+
+    fn parse(entry: &str) -> Result<Self, String> {
+        let bad = || format!("{entry:?}: expected CIDR[:PORT] or host[:PORT] (IPv4)");
+        let (addr, port) = match entry.rsplit_once(':') {
+            Some((a, p)) => (a, Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (entry, None),
+        };
+        if addr == "host" {
+            return Ok(OutboundRule {
+                net: Ipv4Addr::UNSPECIFIED,
+                prefix: 32,
+                port,
+                host: true,
+            });
+        }
+        let (ip, prefix) = match addr.split_once('/') {
+            Some((ip, p)) => (
+                ip,
+                p.parse::<u8>().ok().filter(|p| *p <= 32).ok_or_else(bad)?,
+            ),
+            None => (addr, 32),
+        };
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        Ok(OutboundRule {
+            net: ip,
+            prefix,
+            port,
+            host: false,
+        })
+    }
+
+    fn allows(&self, target: Ipv4Addr, port: u16, gateway: Ipv4Addr) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        if self.host {
+            return target == gateway;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        };
+        u32::from(target) & mask == u32::from(self.net) & mask
+    }
+}
 
 /// Limits that keep one pod from exhausting the host.
 #[derive(Debug, Clone, Copy)]
@@ -110,12 +226,20 @@ impl Network {
         }))
     }
 
+    fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + 1)
+    }
+
     fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip).wrapping_sub(self.base) < self.size
     }
 
     /// Gives a pod an address.
-    pub(crate) fn attach(self: &Arc<Self>, hostname: &str) -> Result<Arc<PodNet>, RuntimeError> {
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        hostname: &str,
+        outbound: Vec<OutboundRule>,
+    ) -> Result<Arc<PodNet>, RuntimeError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let usable = self.size - 3;
         for _ in 0..usable {
@@ -136,6 +260,9 @@ impl Network {
                 limits: self.limits,
                 ports: Mutex::new(Ports::default()),
                 sockets: AtomicUsize::new(0),
+                outbound,
+                gateway: self.gateway(),
+                stop: CancellationToken::new(),
             });
             inner.pods.insert(ip, Arc::downgrade(&pod));
             return Ok(pod);
@@ -181,10 +308,15 @@ pub(crate) struct PodNet {
     limits: NetLimits,
     ports: Mutex<Ports>,
     sockets: AtomicUsize,
+    outbound: Vec<OutboundRule>,
+    gateway: Ipv4Addr,
+    /// Ends the pod's host-side tasks (published ports, outbound connections).
+    pub(crate) stop: CancellationToken,
 }
 
 impl Drop for PodNet {
     fn drop(&mut self) {
+        self.stop.cancel();
         if let Some(net) = self.network.upgrade() {
             let mut inner = net.inner.lock().unwrap_or_else(|e| e.into_inner());
             if inner
@@ -373,58 +505,99 @@ impl PodNet {
             .cloned()
     }
 
-    /// Connects from this pod to `remote`: the pod's loopback, a pod IP,
-    /// or (refused) anything else. Returns the local address used and the
-    /// two directions of the connection (client's view: inbound, outbound).
-    pub(crate) fn connect(
-        self: &Arc<Self>,
-        remote: SocketAddr,
-    ) -> Result<(SocketAddr, Arc<Pipe>, Arc<Pipe>), ErrorCode> {
+    /// The network's gateway address (the host, for outbound rules).
+    pub(crate) fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    /// Where a connection from this pod to `remote` goes.
+    pub(crate) fn route(self: &Arc<Self>, remote: SocketAddr) -> Result<Route, ErrorCode> {
         let ip = canonical(remote.ip());
         if ip.is_unspecified() || remote.port() == 0 {
             return Err(ErrorCode::InvalidArgument);
         }
-        let target: Arc<PodNet> = match ip {
-            _ if ip.is_loopback() => self.clone(),
-            IpAddr::V4(v4) if v4 == self.ip => self.clone(),
-            IpAddr::V4(v4) => {
-                let net = self.network.upgrade().ok_or(ErrorCode::RemoteUnreachable)?;
-                match net.pod(v4) {
-                    Some(pod) => pod,
-                    // A free address of the pod network: nobody answers.
-                    None if net.contains(v4) => return Err(ErrorCode::ConnectionRefused),
-                    // Outside the pod network, and outbound access is off.
-                    None => return Err(ErrorCode::RemoteUnreachable),
-                }
-            }
+        let v4 = match ip {
+            _ if ip.is_loopback() => return Ok(Route::Pod(self.clone())),
+            IpAddr::V4(v4) => v4,
             IpAddr::V6(_) => return Err(ErrorCode::RemoteUnreachable),
         };
-        let listener = target
-            .listener_for(remote)
-            .ok_or(ErrorCode::ConnectionRefused)?;
+        if v4 == self.ip {
+            return Ok(Route::Pod(self.clone()));
+        }
+        let net = self.network.upgrade().ok_or(ErrorCode::RemoteUnreachable)?;
+        if let Some(pod) = net.pod(v4) {
+            return Ok(Route::Pod(pod));
+        }
+        if self
+            .outbound
+            .iter()
+            .any(|r| r.allows(v4, remote.port(), self.gateway))
+        {
+            // The gateway stands for the host's own loopback.
+            let real = if v4 == self.gateway {
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), remote.port())
+            } else {
+                remote
+            };
+            return Ok(Route::Host(real));
+        }
+        if net.contains(v4) {
+            // A free address of the pod network: nobody answers.
+            return Err(ErrorCode::ConnectionRefused);
+        }
+        // Outside the pod network, and outbound access is off.
+        Err(ErrorCode::RemoteUnreachable)
+    }
+
+    /// Connects from this pod to `remote` inside the pod network. Returns the
+    /// local address used and the connection as the client sees it
+    /// (inbound, outbound).
+    pub(crate) fn connect_local(
+        self: &Arc<Self>,
+        target: &Arc<PodNet>,
+        remote: SocketAddr,
+    ) -> Result<(SocketAddr, Arc<Pipe>, Arc<Pipe>), ErrorCode> {
+        let ip = canonical(remote.ip());
         let local_ip = if ip.is_loopback() {
             ip
         } else {
             IpAddr::V4(self.ip)
         };
         let local = self.bind(SocketAddr::new(local_ip, 0))?;
+        match target.enqueue(remote, local) {
+            Ok((to_server, to_client)) => Ok((local, to_client, to_server)),
+            Err(e) => {
+                self.unbind(local);
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts a connection from `remote` into the queue of this pod's listener
+    /// for `target`. Returns (bytes to the listener, bytes from it).
+    pub(crate) fn enqueue(
+        &self,
+        target: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(Arc<Pipe>, Arc<Pipe>), ErrorCode> {
+        let listener = self
+            .listener_for(target)
+            .ok_or(ErrorCode::ConnectionRefused)?;
         let mut queue = listener.queue.lock().unwrap_or_else(|e| e.into_inner());
         if queue.len() >= listener.backlog {
-            drop(queue);
-            self.unbind(local);
             return Err(ErrorCode::ConnectionRefused);
         }
         let to_server = Pipe::new(self.limits.buffer_bytes);
-        let to_client = Pipe::new(target.limits.buffer_bytes);
+        let to_client = Pipe::new(self.limits.buffer_bytes);
         queue.push_back(Pending {
-            local: remote,
-            remote: local,
+            local: target,
+            remote,
             inbound: to_server.clone(),
             outbound: to_client.clone(),
         });
         drop(queue);
         listener.ready.notify_waiters();
-        Ok((local, to_client, to_server))
+        Ok((to_server, to_client))
     }
 
     /// The addresses `name` stands for in this pod.
@@ -436,6 +609,9 @@ impl PodNet {
             .parse::<IpAddr>()
         {
             return Some(vec![ip]);
+        }
+        if name == "host.wasipod.internal" {
+            return Some(vec![IpAddr::V4(self.gateway)]);
         }
         if name == "localhost" || name.ends_with(".localhost") {
             return Some(vec![
@@ -449,6 +625,14 @@ impl PodNet {
         let net = self.network.upgrade()?;
         net.by_hostname(&name).map(|p| vec![IpAddr::V4(p.ip)])
     }
+}
+
+/// Where a connection goes.
+pub(crate) enum Route {
+    /// A pod of this runtime (possibly the same one).
+    Pod(Arc<PodNet>),
+    /// A host address, allowed by an outbound rule.
+    Host(SocketAddr),
 }
 
 /// A socket counted against its pod's limit; released on drop.

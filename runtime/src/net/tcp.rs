@@ -14,9 +14,48 @@ use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, DynPollable, Pollable, SocketError, SocketResult, UdpSocket,
 };
 
+use super::bridge::splice;
 use super::pipe::{Pipe, PipeReader, PipeWriter};
 use super::wit::tcp::ShutdownType;
-use super::{Listener, NetView, SocketSlot, wit};
+use super::{Listener, NetView, Route, SocketSlot, wit};
+
+/// A connect to a host address (outbound access), made by a task.
+struct Attempt {
+    result: std::sync::Mutex<Option<Result<(), ErrorCode>>>,
+    done: tokio::sync::Notify,
+}
+
+impl Attempt {
+    fn finish(&self, result: Result<(), ErrorCode>) {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        self.done.notify_waiters();
+    }
+
+    fn result(&self) -> Option<Result<(), ErrorCode>> {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.result().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+enum Connecting {
+    /// Inside the pod network: settled at once.
+    Settled(Result<(Arc<Pipe>, Arc<Pipe>), ErrorCode>),
+    /// Through a host socket.
+    Outbound {
+        attempt: Arc<Attempt>,
+        inbound: Arc<Pipe>,
+        outbound: Arc<Pipe>,
+    },
+}
 
 enum State {
     Unbound,
@@ -24,7 +63,7 @@ enum State {
     Bound,
     ListenStarted,
     Listening(Arc<Listener>),
-    Connecting(Result<(Arc<Pipe>, Arc<Pipe>), ErrorCode>),
+    Connecting(Connecting),
     Connected {
         inbound: Arc<Pipe>,
         outbound: Arc<Pipe>,
@@ -98,8 +137,10 @@ impl Drop for TcpSocket {
 #[wasmtime_wasi::async_trait]
 impl Pollable for TcpSocket {
     async fn ready(&mut self) {
-        if let State::Listening(l) = &self.state {
-            l.ready().await;
+        match &self.state {
+            State::Listening(l) => l.ready().await,
+            State::Connecting(Connecting::Outbound { attempt, .. }) => attempt.wait().await,
+            _ => {}
         }
     }
 }
@@ -182,13 +223,41 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
             s.slot.pod().unbind(local);
         }
         let pod = s.slot.pod().clone();
-        let result = pod.connect(addr).map(|(local, inbound, outbound)| {
-            s.local = Some(local);
-            s.owns_local = true;
-            (inbound, outbound)
-        });
         s.remote = Some(addr);
-        s.state = State::Connecting(result);
+        let connecting = match pod.route(addr) {
+            Err(code) => Connecting::Settled(Err(code)),
+            Ok(Route::Pod(target)) => Connecting::Settled(pod.connect_local(&target, addr).map(
+                |(local, inbound, outbound)| {
+                    s.local = Some(local);
+                    s.owns_local = true;
+                    (inbound, outbound)
+                },
+            )),
+            Ok(Route::Host(real)) => {
+                let local = pod.bind(SocketAddr::new(pod.ip.into(), 0))?;
+                s.local = Some(local);
+                s.owns_local = true;
+                let inbound = Pipe::new(pod.limits().buffer_bytes);
+                let outbound = Pipe::new(pod.limits().buffer_bytes);
+                let attempt = Arc::new(Attempt {
+                    result: std::sync::Mutex::new(None),
+                    done: tokio::sync::Notify::new(),
+                });
+                tokio::spawn(dial(
+                    real,
+                    attempt.clone(),
+                    inbound.clone(),
+                    outbound.clone(),
+                    pod.stop.clone(),
+                ));
+                Connecting::Outbound {
+                    attempt,
+                    inbound,
+                    outbound,
+                }
+            }
+        };
+        s.state = State::Connecting(connecting);
         Ok(())
     }
 
@@ -198,7 +267,22 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
     ) -> SocketResult<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
         let s = self.table.get_mut(&this)?;
         let result = match std::mem::replace(&mut s.state, State::Closed) {
-            State::Connecting(r) => r,
+            State::Connecting(Connecting::Settled(r)) => r,
+            State::Connecting(Connecting::Outbound {
+                attempt,
+                inbound,
+                outbound,
+            }) => match attempt.result() {
+                None => {
+                    s.state = State::Connecting(Connecting::Outbound {
+                        attempt,
+                        inbound,
+                        outbound,
+                    });
+                    return Err(ErrorCode::WouldBlock.into());
+                }
+                Some(r) => r.map(|()| (inbound, outbound)),
+            },
             other => {
                 s.state = other;
                 return Err(ErrorCode::NotInProgress.into());
@@ -444,5 +528,36 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
     fn drop(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
+    }
+}
+
+/// Connects to a host address for a guest and, once connected, carries the
+/// bytes until either side closes or the pod goes away.
+async fn dial(
+    real: SocketAddr,
+    attempt: Arc<Attempt>,
+    inbound: Arc<Pipe>,
+    outbound: Arc<Pipe>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let connect = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::net::TcpStream::connect(real),
+    );
+    let result = tokio::select! {
+        r = connect => r,
+        _ = stop.cancelled() => {
+            attempt.finish(Err(ErrorCode::ConnectionAborted));
+            return;
+        }
+    };
+    match result {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            attempt.finish(Ok(()));
+            splice(stream, inbound, outbound, stop).await;
+        }
+        Ok(Err(e)) => attempt.finish(Err(ErrorCode::from(&e))),
+        Err(_) => attempt.finish(Err(ErrorCode::Timeout)),
     }
 }

@@ -10,6 +10,7 @@ use serde_yaml_ng::Value;
 
 use crate::error::{FieldError, ManifestError};
 use crate::manifest::{self, ManifestFile};
+use crate::net::{OUTBOUND_ANNOTATION, OutboundRule, PortMapping};
 use crate::quantity::parse_memory;
 
 /// Kubernetes' default grace period.
@@ -76,6 +77,12 @@ pub struct PodSpec {
     pub active_deadline: Option<Duration>,
     /// Fields that were accepted but have no effect here, with the reason.
     pub warnings: Vec<String>,
+    /// Pod ports published on the host (`hostPort`; the CLI's `--publish`
+    /// adds more).
+    pub publish: Vec<PortMapping>,
+    /// Where the pod may connect outside the pod network (annotation
+    /// `wasipod.io/outbound`); empty: nowhere.
+    pub outbound: Vec<OutboundRule>,
     /// The manifest file this came from (for messages).
     pub source: String,
     /// The wire object with defaults filled in, echoed in the Pod document.
@@ -242,6 +249,7 @@ impl TryFrom<ManifestFile> for PodSpec {
         let mut v = Validator {
             errors: Vec::new(),
             warnings: Vec::new(),
+            publish: Vec::new(),
             file: &file,
         };
         let spec = v.pod();
@@ -260,6 +268,7 @@ impl TryFrom<ManifestFile> for PodSpec {
 struct Validator<'a> {
     errors: Vec<FieldError>,
     warnings: Vec<String>,
+    publish: Vec<PortMapping>,
     file: &'a ManifestFile,
 }
 
@@ -383,6 +392,21 @@ impl Validator<'_> {
             .clone()
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let outbound = match meta
+            .annotations
+            .get(OUTBOUND_ANNOTATION)
+            .map(|v| OutboundRule::parse_list(v))
+        {
+            None => Vec::new(),
+            Some(Ok(rules)) => rules,
+            Some(Err(e)) => {
+                self.err(
+                    format!("metadata.annotations[{OUTBOUND_ANNOTATION}]"),
+                    format!("Invalid value: {e}"),
+                );
+                Vec::new()
+            }
+        };
         self.ignored(
             "metadata.ownerReferences",
             meta.owner_references.is_some(),
@@ -547,6 +571,8 @@ impl Validator<'_> {
             termination_grace_period: grace,
             active_deadline,
             warnings: std::mem::take(&mut self.warnings),
+            publish: std::mem::take(&mut self.publish),
+            outbound,
             source: file.source.clone(),
             wire,
         })
@@ -1024,10 +1050,12 @@ impl Validator<'_> {
                     self.err(format!("{pf}.name"), format!("Duplicate value: {n:?}"));
                 }
             }
-            if p.host_port.is_some() || p.host_ip.is_some() {
+            if let Some(host_port) = p.host_port {
+                self.host_port(p, host_port, &pf);
+            } else if p.host_ip.is_some() {
                 self.err(
-                    format!("{pf}.hostPort"),
-                    "Forbidden: publishing ports on the host is not supported by this version of wasipod yet",
+                    format!("{pf}.hostIP"),
+                    "Invalid value: hostIP needs a hostPort",
                 );
             }
         }
@@ -1280,6 +1308,58 @@ impl Validator<'_> {
             memory_limit,
             working_dir_mount,
         })
+    }
+
+    fn host_port(&mut self, p: &manifest::ContainerPort, host_port: i64, pf: &str) {
+        let Ok(host_port) = u16::try_from(host_port)
+            .map_err(|_| ())
+            .and_then(|v| if v == 0 { Err(()) } else { Ok(v) })
+        else {
+            self.err(
+                format!("{pf}.hostPort"),
+                format!("Invalid value: {host_port}: must be between 1 and 65535, inclusive"),
+            );
+            return;
+        };
+        if p.protocol.as_deref().is_some_and(|proto| proto != "TCP") {
+            self.err(
+                format!("{pf}.protocol"),
+                "Unsupported value: only TCP ports can be published: the pod network carries TCP only",
+            );
+            return;
+        }
+        let host_ip = match p.host_ip.as_deref() {
+            None | Some("") => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            Some(ip) => match ip.parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    self.err(
+                        format!("{pf}.hostIP"),
+                        format!("Invalid value: {ip:?}: must be a valid IP address"),
+                    );
+                    return;
+                }
+            },
+        };
+        if self.publish.iter().any(|m| {
+            m.host_port == host_port
+                && (m.host_ip == host_ip || m.host_ip.is_unspecified() || host_ip.is_unspecified())
+        }) {
+            self.err(
+                format!("{pf}.hostPort"),
+                format!("Duplicate value: \"{host_port}/TCP\""),
+            );
+            return;
+        }
+        let Ok(container_port) = u16::try_from(p.container_port) else {
+            return;
+        };
+        self.publish.push(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            source: format!("{pf}.hostPort"),
+        });
     }
 
     fn security_context(&mut self, c: &manifest::Container, field: &str) {

@@ -166,6 +166,7 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
     let sandbox = match prepare(&pod) {
         Some(s) => s,
         None => {
+            pod.net.stop.cancel();
             let _ = pod.done.send_replace(true);
             return;
         }
@@ -182,6 +183,8 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
     // Whatever still runs is stopped here: aborting a task drops the guest's
     // future, which ends the guest wherever it is.
     tasks.shutdown().await;
+    // Published ports close and outbound connections end with the pod.
+    pod.net.stop.cancel();
     settle(&pod, outcome);
     let _ = pod.done.send_replace(true);
 }

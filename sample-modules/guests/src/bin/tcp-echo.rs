@@ -8,6 +8,10 @@
 //!   10 s), send TEXT, close the sending side, print what comes back.
 //! - `tcp-echo bulk ADDR MIB`: send MIB mebibytes of a known pattern and
 //!   check that exactly the same bytes come back; prints `bulk ok N bytes`.
+//! - `tcp-echo fan-in ADDR N`: accept N connections and hold them all open,
+//!   then answer each: read the client's message to its end, send it back.
+//! - `tcp-echo fan-out ADDR N`: open N connections at once, send a distinct
+//!   message on each, then check every answer; prints `fan-out ok N`.
 //!
 //! On wasm32-wasip2 these calls go through wasi:sockets; under wasipod they
 //! never touch a host socket.
@@ -35,6 +39,8 @@ fn main() {
             println!("{reply}");
         }
         "bulk" => bulk(&get(2), get(3).parse().unwrap()),
+        "fan-in" => fan_in(&get(2), get(3).parse().unwrap()),
+        "fan-out" => fan_out(&get(2), get(3).parse().unwrap()),
         other => {
             eprintln!("tcp-echo: unknown mode {other:?}");
             std::process::exit(2);
@@ -94,8 +100,6 @@ fn pattern(i: u64) -> u8 {
 fn bulk(addr: &str, mib: u64) {
     let total = mib << 20;
     let mut s = connect(addr);
-    s.set_nonblocking(false).unwrap();
-    let mut reader = s.try_clone().unwrap();
     // Write and read in turns so neither side's buffer fills up.
     let (mut sent, mut got) = (0u64, 0u64);
     let mut out = vec![0u8; 32 * 1024];
@@ -113,7 +117,7 @@ fn bulk(addr: &str, mib: u64) {
             }
             continue;
         }
-        let n = reader.read(&mut inb).unwrap();
+        let n = s.read(&mut inb).unwrap();
         if n == 0 {
             break;
         }
@@ -130,4 +134,40 @@ fn bulk(addr: &str, mib: u64) {
         std::process::exit(1);
     }
     println!("bulk ok {got} bytes");
+}
+
+fn fan_in(addr: &str, n: usize) {
+    let listener = TcpListener::bind(addr).unwrap_or_else(|e| {
+        eprintln!("tcp-echo: bind {addr}: {e}");
+        std::process::exit(1)
+    });
+    println!("listening on {}", listener.local_addr().unwrap());
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(listener.accept().unwrap().0);
+    }
+    println!("holding {} connections", held.len());
+    for mut s in held {
+        let mut msg = Vec::new();
+        s.read_to_end(&mut msg).unwrap();
+        s.write_all(&msg).unwrap();
+    }
+    println!("answered {n}");
+}
+
+fn fan_out(addr: &str, n: usize) {
+    let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(addr)).collect();
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.write_all(format!("message {i}").as_bytes()).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+    }
+    for (i, s) in conns.iter_mut().enumerate() {
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        if reply != format!("message {i}") {
+            eprintln!("tcp-echo: connection {i} answered {reply:?}");
+            std::process::exit(1);
+        }
+    }
+    println!("fan-out ok {n}");
 }

@@ -1,0 +1,113 @@
+//! Where the pod network meets real host sockets, on purpose only:
+//!
+//! - **Publishing** (`ports[].hostPort`, `wasipod run --publish`): a host
+//!   listener whose connections are forwarded to a port of the pod.
+//! - **Outbound** (the `wasipod.io/outbound` annotation): a guest's connect
+//!   to an allowed address outside the pod network goes out through a host
+//!   socket.
+//!
+//! Each forwarded connection copies bytes both ways with half-close, and
+//! ends when either side closes or the pod goes away.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::sync::CancellationToken;
+
+use super::PodNet;
+use super::pipe::{Pipe, PipeReader, PipeWriter};
+
+/// Copies between a host stream and a virtual connection until both
+/// directions are closed, or `stop` fires.
+pub(crate) async fn splice(
+    stream: TcpStream,
+    to_pod: Arc<Pipe>,
+    from_pod: Arc<Pipe>,
+    stop: CancellationToken,
+) {
+    let (rd, wr) = stream.into_split();
+    let work = async {
+        tokio::join!(
+            host_to_pod(rd, PipeWriter(to_pod)),
+            pod_to_host(PipeReader(from_pod), wr)
+        );
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
+async fn host_to_pod(mut rd: OwnedReadHalf, mut w: PipeWriter) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => return, // dropping `w` is the half-close
+            Ok(n) => n,
+        };
+        let mut off = 0;
+        while off < n {
+            w.writable().await;
+            let room = match w.room() {
+                Ok(room) => room,
+                Err(_) => return,
+            };
+            let k = room.min(n - off);
+            if k > 0 && w.write_now(&buf[off..off + k]).is_err() {
+                return;
+            }
+            off += k;
+        }
+    }
+}
+
+async fn pod_to_host(mut r: PipeReader, mut wr: OwnedWriteHalf) {
+    loop {
+        r.readable().await;
+        match r.read_now(64 * 1024) {
+            Ok(bytes) if bytes.is_empty() => continue,
+            Ok(bytes) => {
+                if wr.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Accepts host connections on `listener` and forwards each to
+/// `target` in the pod, until `stop` fires.
+pub(crate) async fn publish(
+    pod: std::sync::Weak<PodNet>,
+    listener: tokio::net::TcpListener,
+    target: SocketAddr,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        let Some(pod) = pod.upgrade() else { return };
+        let _ = stream.set_nodelay(true);
+        // The pod sees the connection coming from the network's gateway,
+        // with the host peer's port.
+        let remote = SocketAddr::new(pod.gateway().into(), peer.port());
+        match pod.enqueue(target, remote) {
+            Ok((to_pod, from_pod)) => {
+                tokio::spawn(splice(stream, to_pod, from_pod, stop.clone()));
+            }
+            // Nobody listens there (yet): the host client sees the
+            // connection closed.
+            Err(_) => drop(stream),
+        }
+    }
+}
