@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["hello", "toolbox", "tcp-echo"];
+const PROGRAMS: &[&str] = &["hello", "toolbox", "tcp-echo", "http-server", "http-get"];
 const TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
 
 fn main() {

@@ -34,3 +34,7 @@ pub fn pods_dir() -> PathBuf {
 pub const TCP_ECHO_P2: &str = image!("tcp-echo-p2.wasm");
 /// `tcp-echo` as a wasip1 module (no sockets in WASI preview 1).
 pub const TCP_ECHO_P1: &str = image!("tcp-echo-p1.wasm");
+/// `http-server` (HTTP/1.1 on std::net, with /healthz, /admin/fail, /slow) as a wasip2 component.
+pub const HTTP_SERVER_P2: &str = image!("http-server-p2.wasm");
+/// `http-get` (an HTTP client / poller) as a wasip2 component.
+pub const HTTP_GET_P2: &str = image!("http-get-p2.wasm");

@@ -373,3 +373,55 @@ async fn a_pod_cannot_open_more_sockets_than_its_limit() {
     );
     w.pod.delete(Some(Duration::ZERO)).await;
 }
+
+fn http(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, raw.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+#[tokio::test]
+async fn an_http_server_in_a_pod_serves_its_sidecar_and_the_host() {
+    let f = Fixture::new();
+    let port = free_port();
+    let w = f
+        .start(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n  - {{name: server, image: http-server-p2.wasm, args: ['0.0.0.0:8080'], ports: [{{containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1}}]}}\n  - {{name: poller, image: http-get-p2.wasm, args: ['localhost:8080', /healthz, '1', '3']}}\n"
+        ))
+        .await;
+    eventually("the poller polled", || w.log("poller").lines().count() == 3).await;
+    assert!(
+        w.log("poller")
+            .lines()
+            .all(|l| l == "GET /healthz -> 200 ok"),
+        "{}",
+        w.log("poller")
+    );
+    let (hello, health, fail, failing, missing) = tokio::task::spawn_blocking(move || {
+        (
+            http(port, "/"),
+            http(port, "/healthz"),
+            http(port, "/admin/fail"),
+            http(port, "/healthz"),
+            http(port, "/nope"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(hello, (200, "hello from wasipod web\n".to_string()));
+    assert_eq!(health.0, 200);
+    assert_eq!(fail.0, 200);
+    assert_eq!(failing, (500, "failing\n".to_string()));
+    assert_eq!(missing.0, 404);
+    let log = w.log("server");
+    assert!(log.contains("GET /healthz 500"), "{log}");
+    w.pod.delete(Some(Duration::ZERO)).await;
+}

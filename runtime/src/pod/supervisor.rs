@@ -383,7 +383,11 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         format!("Started container {}", c.name),
     );
 
-    let (argv, env) = c.resolve(&pod.net.ip.to_string());
+    let (argv, mut env) = c.resolve(&pod.net.ip.to_string());
+    // As container runtimes do, HOSTNAME is the pod's hostname unless set.
+    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+        env.push(("HOSTNAME".into(), pod.spec.hostname.clone()));
+    }
     let cfg = GuestConfig {
         argv,
         env,
