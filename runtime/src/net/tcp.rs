@@ -170,6 +170,31 @@ impl wit::udp_create_socket::Host for NetView<'_> {
 
 impl wit::tcp::Host for NetView<'_> {}
 
+impl NetView<'_> {
+    /// Reads a socket option.
+    fn option<T>(
+        &mut self,
+        this: &Resource<TcpSocket>,
+        get: fn(&TcpSocket) -> T,
+    ) -> SocketResult<T> {
+        Ok(get(self.table.get(this)?))
+    }
+
+    /// Sets a socket option that must not be zero (the spec's `invalid-argument`).
+    fn set_nonzero<T: PartialEq + Default>(
+        &mut self,
+        this: &Resource<TcpSocket>,
+        value: T,
+        field: fn(&mut TcpSocket) -> &mut T,
+    ) -> SocketResult<()> {
+        if value == T::default() {
+            return Err(ErrorCode::InvalidArgument.into());
+        }
+        *field(self.table.get_mut(this)?) = value;
+        Ok(())
+    }
+}
+
 impl wit::tcp::HostTcpSocket for NetView<'_> {
     fn start_bind(
         &mut self,
@@ -410,7 +435,7 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
     }
 
     fn keep_alive_enabled(&mut self, this: Resource<TcpSocket>) -> SocketResult<bool> {
-        Ok(self.table.get(&this)?.keep_alive)
+        self.option(&this, |s| s.keep_alive)
     }
 
     fn set_keep_alive_enabled(
@@ -423,7 +448,7 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
     }
 
     fn keep_alive_idle_time(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        Ok(self.table.get(&this)?.keep_alive_idle)
+        self.option(&this, |s| s.keep_alive_idle)
     }
 
     fn set_keep_alive_idle_time(
@@ -431,15 +456,11 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
         this: Resource<TcpSocket>,
         value: u64,
     ) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        self.table.get_mut(&this)?.keep_alive_idle = value;
-        Ok(())
+        self.set_nonzero(&this, value, |s| &mut s.keep_alive_idle)
     }
 
     fn keep_alive_interval(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        Ok(self.table.get(&this)?.keep_alive_interval)
+        self.option(&this, |s| s.keep_alive_interval)
     }
 
     fn set_keep_alive_interval(
@@ -447,39 +468,28 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
         this: Resource<TcpSocket>,
         value: u64,
     ) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        self.table.get_mut(&this)?.keep_alive_interval = value;
-        Ok(())
+        self.set_nonzero(&this, value, |s| &mut s.keep_alive_interval)
     }
 
     fn keep_alive_count(&mut self, this: Resource<TcpSocket>) -> SocketResult<u32> {
-        Ok(self.table.get(&this)?.keep_alive_count)
+        self.option(&this, |s| s.keep_alive_count)
     }
 
     fn set_keep_alive_count(&mut self, this: Resource<TcpSocket>, value: u32) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        self.table.get_mut(&this)?.keep_alive_count = value;
-        Ok(())
+        self.set_nonzero(&this, value, |s| &mut s.keep_alive_count)
     }
 
     fn hop_limit(&mut self, this: Resource<TcpSocket>) -> SocketResult<u8> {
-        Ok(self.table.get(&this)?.hop_limit)
+        self.option(&this, |s| s.hop_limit)
     }
 
     fn set_hop_limit(&mut self, this: Resource<TcpSocket>, value: u8) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        self.table.get_mut(&this)?.hop_limit = value;
-        Ok(())
+        self.set_nonzero(&this, value, |s| &mut s.hop_limit)
     }
 
+    // Buffer sizes are recorded only: the pod's buffer limit is what applies.
     fn receive_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        Ok(self.table.get(&this)?.receive_buffer)
+        self.option(&this, |s| s.receive_buffer)
     }
 
     fn set_receive_buffer_size(
@@ -487,24 +497,15 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
         this: Resource<TcpSocket>,
         value: u64,
     ) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        // Recorded only: the pod's buffer limit is what applies.
-        self.table.get_mut(&this)?.receive_buffer = value;
-        Ok(())
+        self.set_nonzero(&this, value, |s| &mut s.receive_buffer)
     }
 
     fn send_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
-        Ok(self.table.get(&this)?.send_buffer)
+        self.option(&this, |s| s.send_buffer)
     }
 
     fn set_send_buffer_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
-        if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
-        }
-        self.table.get_mut(&this)?.send_buffer = value;
-        Ok(())
+        self.set_nonzero(&this, value, |s| &mut s.send_buffer)
     }
 
     fn subscribe(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
