@@ -5,7 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["hello", "toolbox", "tcp-echo", "http-server", "http-get"];
+const PROGRAMS: &[&str] = &[
+    "hello",
+    "toolbox",
+    "tcp-echo",
+    "http-server",
+    "http-get",
+    "graceful",
+];
 const TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
 
 fn main() {

@@ -390,6 +390,9 @@ impl Runtime {
             sandbox: Mutex::new(None),
             started: std::sync::atomic::AtomicBool::new(false),
             net,
+            controls: Mutex::new(HashMap::new()),
+            terminating: CancellationToken::new(),
+            kill_now: CancellationToken::new(),
         });
         {
             let mut pods = self.inner.pods.lock().unwrap_or_else(|e| e.into_inner());
@@ -489,6 +492,9 @@ async fn delete_pod(pod: &Arc<PodShared>, grace: Option<Duration>) -> PodStatus 
     if !pod.delete.is_cancelled() {
         *pod.delete_grace.lock().unwrap_or_else(|e| e.into_inner()) = grace;
         pod.delete.cancel();
+    } else if grace == Some(Duration::ZERO) {
+        // Deleting again with grace 0 cuts the termination short.
+        pod.kill_now.cancel();
     }
     let mut done = pod.done.subscribe();
     let _ = done.wait_for(|d| *d).await;

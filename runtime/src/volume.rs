@@ -28,6 +28,8 @@ pub(crate) struct Sandbox {
     roots: Vec<PathBuf>,
     /// `<pod dir>/volumes`, removed on cleanup.
     owned: PathBuf,
+    /// `<pod dir>/run`: each container's runtime folder (`/run/wasipod`).
+    run: PathBuf,
 }
 
 fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
@@ -45,6 +47,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             roots: Vec::new(),
             owned,
+            run: pod_dir.join("run"),
         };
         let mut sandbox = scopeguard(sandbox);
         for vol in &spec.volumes {
@@ -138,9 +141,26 @@ impl Sandbox {
         Ok(out)
     }
 
-    /// Removes what the pod owns (emptyDirs, configMap/secret files); host
-    /// paths are left alone.
+    /// A new, empty runtime folder for a container's next run.
+    pub(crate) fn fresh_run_dir(&self, container: &str) -> Result<PathBuf, RuntimeError> {
+        let dir = self.run.join(container);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| RuntimeError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+        Ok(dir)
+    }
+
+    /// Removes what the pod owns (emptyDirs, configMap/secret files, the
+    /// containers' runtime folders); host paths are left alone.
     pub(crate) fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.run);
         if let Err(e) = std::fs::remove_dir_all(&self.owned)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -38,3 +38,7 @@ pub const TCP_ECHO_P1: &str = image!("tcp-echo-p1.wasm");
 pub const HTTP_SERVER_P2: &str = image!("http-server-p2.wasm");
 /// `http-get` (an HTTP client / poller) as a wasip2 component.
 pub const HTTP_GET_P2: &str = image!("http-get-p2.wasm");
+/// `graceful` (a worker that drains on SIGTERM, per wasipod's contract) as a wasip2 component.
+pub const GRACEFUL_P2: &str = image!("graceful-p2.wasm");
+/// `graceful` as a wasip1 module (the contract works for both).
+pub const GRACEFUL_P1: &str = image!("graceful-p1.wasm");

@@ -85,6 +85,51 @@ pub(crate) struct PodShared {
     pub started: std::sync::atomic::AtomicBool,
     /// The pod's address and ports on the pod network.
     pub net: Arc<crate::net::PodNet>,
+    /// The running containers, by name, while they run.
+    pub controls: Mutex<std::collections::HashMap<String, Arc<Control>>>,
+    /// Termination has begun: nothing starts or restarts any more.
+    pub terminating: CancellationToken,
+    /// A second deletion with grace 0: kill what is still running at once.
+    pub kill_now: CancellationToken,
+}
+
+/// Handle on one running container, for the termination sequence.
+pub(crate) struct Control {
+    /// Set to the exit code (137, 143) to end the guest at once.
+    kill: watch::Sender<Option<i32>>,
+    /// Cancelled when the run has ended, however it ended.
+    exited: CancellationToken,
+    /// The container's runtime folder (`/run/wasipod` in the guest).
+    run_dir: std::path::PathBuf,
+}
+
+/// The SIGTERM contract: files in each container's `/run/wasipod`.
+pub(crate) const RUN_DIR_GUEST: &str = "/run/wasipod";
+/// Created by a guest that handles SIGTERM.
+pub(crate) const SIGTERM_HANDLER_FILE: &str = "sigterm-handler";
+/// Created by wasipod when it sends SIGTERM.
+pub(crate) const TERMINATION_FILE: &str = "terminate";
+
+impl Control {
+    fn kill(&self, code: i32) {
+        self.kill.send_if_modified(|k| {
+            if k.is_none() {
+                *k = Some(code);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    async fn killed(&self) -> i32 {
+        let mut rx = self.kill.subscribe();
+        let code = rx.wait_for(Option::is_some).await.ok().and_then(|c| *c);
+        match code {
+            Some(code) => code,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl PodShared {
@@ -180,6 +225,11 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
             Outcome::Deleted(grace)
         }
     };
+    match outcome {
+        Outcome::Deleted(grace) => terminate(&pod, grace).await,
+        Outcome::DeadlineExceeded => terminate(&pod, pod.spec.termination_grace_period).await,
+        Outcome::Completed | Outcome::InitFailed => pod.terminating.cancel(),
+    }
     // Whatever still runs is stopped here: aborting a task drops the guest's
     // future, which ends the guest wherever it is.
     tasks.shutdown().await;
@@ -285,7 +335,8 @@ async fn run_with_restarts(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox
             }
             ContainerKind::App => pod.spec.restart_policy.restarts(exit.code),
         };
-        if !restart {
+        // Once termination has begun nothing is started again.
+        if !restart || pod.terminating.is_cancelled() {
             return exit;
         }
         let delay = backoff.next(pod.scaled_back(started.elapsed()));
@@ -309,7 +360,10 @@ async fn run_with_restarts(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox
                 pod.spec.name
             ),
         );
-        tokio::time::sleep(pod.scaled(delay)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pod.scaled(delay)) => {}
+            _ = pod.terminating.cancelled() => return exit,
+        }
     }
 }
 
@@ -340,19 +394,20 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         .join(&c.name)
         .join(format!("{restart}.log"));
     let prepared = sandbox.preopens(c).and_then(|preopens| {
+        let run_dir = sandbox.fresh_run_dir(&c.name)?;
         ContainerLog::create(
             &log_path,
             pod.config.log_max_bytes,
             &c.name,
             pod.logs_tx.clone(),
         )
-        .map(|log| (preopens, log))
+        .map(|log| (preopens, log, run_dir))
         .map_err(|e| crate::RuntimeError::Io {
             path: log_path.clone(),
             source: e,
         })
     });
-    let (preopens, log) = match prepared {
+    let (preopens, log, run_dir) = match prepared {
         Ok(p) => p,
         Err(e) => {
             let exit = Exit {
@@ -388,6 +443,29 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
     if !env.iter().any(|(k, _)| k == "HOSTNAME") {
         env.push(("HOSTNAME".into(), pod.spec.hostname.clone()));
     }
+    env.push((
+        "WASIPOD_SIGTERM_HANDLER".into(),
+        format!("{RUN_DIR_GUEST}/{SIGTERM_HANDLER_FILE}"),
+    ));
+    env.push((
+        "WASIPOD_TERMINATION_FILE".into(),
+        format!("{RUN_DIR_GUEST}/{TERMINATION_FILE}"),
+    ));
+    let mut preopens = preopens;
+    preopens.push(crate::engine::Preopen {
+        host: run_dir.clone(),
+        guest: RUN_DIR_GUEST.into(),
+        read_only: false,
+    });
+    let control = Arc::new(Control {
+        kill: watch::channel(None).0,
+        exited: CancellationToken::new(),
+        run_dir,
+    });
+    pod.controls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(c.name.clone(), control.clone());
     let cfg = GuestConfig {
         argv,
         env,
@@ -397,7 +475,23 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         memory_limit: c.memory_limit,
         net: pod.net.clone(),
     };
-    let exit = pod.engine.run(&image, cfg).await;
+    // Dropping the guest's future (the kill branch) ends it wherever it is.
+    let exit = tokio::select! {
+        exit = pod.engine.run(&image, cfg) => exit,
+        code = control.killed() => Exit {
+            code,
+            reason: ExitReason::Error,
+            message: Some(match code {
+                143 => "terminated by SIGTERM (the guest declared no SIGTERM handler)".to_string(),
+                _ => "killed (SIGKILL)".to_string(),
+            }),
+        },
+    };
+    pod.controls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&c.name);
+    control.exited.cancel();
 
     let (type_, reason, text) = match exit.reason {
         ExitReason::Completed => (
@@ -429,6 +523,55 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
     pod.event(type_, reason, &object, text);
     pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
     exit
+}
+
+/// The termination sequence for every running container, in parallel:
+/// SIGTERM (the guest's termination file), then SIGKILL once the grace
+/// period is over. A guest that declared no SIGTERM handler ends at once
+/// (exit 143), like a process with the default disposition; grace 0 kills
+/// at once (exit 137).
+async fn terminate(pod: &Arc<PodShared>, grace: Duration) {
+    pod.terminating.cancel();
+    let running: Vec<(String, Arc<Control>)> = pod
+        .controls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(n, c)| (n.clone(), c.clone()))
+        .collect();
+    let mut stopping = JoinSet::new();
+    for (name, control) in running {
+        let pod = pod.clone();
+        stopping.spawn(async move { terminate_one(&pod, &name, &control, grace).await });
+    }
+    while stopping.join_next().await.is_some() {}
+}
+
+async fn terminate_one(pod: &PodShared, name: &str, control: &Control, grace: Duration) {
+    if let Some(c) = pod.spec.container(name) {
+        pod.event(
+            EventType::Normal,
+            "Killing",
+            &PodShared::object(c),
+            format!("Stopping container {name}"),
+        );
+    }
+    if grace.is_zero() || pod.kill_now.is_cancelled() {
+        control.kill(137);
+    } else if !control.run_dir.join(SIGTERM_HANDLER_FILE).exists() {
+        control.kill(143);
+    } else {
+        if let Err(e) = std::fs::write(control.run_dir.join(TERMINATION_FILE), b"SIGTERM\n") {
+            tracing::warn!(container = name, error = %e, "could not deliver SIGTERM; killing");
+            control.kill(137);
+        }
+        tokio::select! {
+            _ = control.exited.cancelled() => {}
+            _ = tokio::time::sleep(pod.scaled(grace)) => control.kill(137),
+            _ = pod.kill_now.cancelled() => control.kill(137),
+        }
+    }
+    control.exited.cancelled().await;
 }
 
 /// Final status once nothing runs: stopped containers, phase and reason.

@@ -8,6 +8,8 @@
 //!   10 s), send TEXT, close the sending side, print what comes back.
 //! - `tcp-echo bulk ADDR MIB`: send MIB mebibytes of a known pattern and
 //!   check that exactly the same bytes come back; prints `bulk ok N bytes`.
+//! - `tcp-echo pingpong ADDR N`: N request/response round trips of 32 bytes
+//!   on one connection; prints `pingpong ok N`.
 //! - `tcp-echo fan-in ADDR N`: accept N connections and hold them all open,
 //!   then answer each: read the client's message to its end, send it back.
 //! - `tcp-echo fan-out ADDR N`: open N connections at once, send a distinct
@@ -40,6 +42,7 @@ fn main() {
         }
         "bulk" => bulk(&get(2), get(3).parse().unwrap()),
         "fan-in" => fan_in(&get(2), get(3).parse().unwrap()),
+        "pingpong" => pingpong(&get(2), get(3).parse().unwrap()),
         "fan-out" => fan_out(&get(2), get(3).parse().unwrap()),
         other => {
             eprintln!("tcp-echo: unknown mode {other:?}");
@@ -170,4 +173,22 @@ fn fan_out(addr: &str, n: usize) {
         }
     }
     println!("fan-out ok {n}");
+}
+
+fn pingpong(addr: &str, n: u64) {
+    let mut s = connect(addr);
+    s.set_nodelay(true).ok();
+    let mut msg = [0u8; 32];
+    let mut back = [0u8; 32];
+    for i in 0..n {
+        msg[..8].copy_from_slice(&i.to_le_bytes());
+        s.write_all(&msg).unwrap();
+        s.read_exact(&mut back).unwrap();
+        if back != msg {
+            eprintln!("tcp-echo: round trip {i} came back different");
+            std::process::exit(1);
+        }
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    println!("pingpong ok {n}");
 }

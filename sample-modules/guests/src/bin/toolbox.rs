@@ -30,6 +30,9 @@
 //! | `try-bind ADDR [MS]` | bind+listen; print `bind ADDR: ok PORT` or `bind ADDR: error KIND`; hold it MS ms |
 //! | `try-connect ADDR` | print `connect ADDR: ok` or `connect ADDR: error KIND` |
 //! | `resolve HOST` | print the addresses HOST resolves to (`resolve HOST: error KIND` on failure) |
+//! | `handle-sigterm` | declare a SIGTERM handler (wasipod's contract: create `$WASIPOD_SIGTERM_HANDLER`) |
+//! | `wait-sigterm [DRAIN_MS] [CODE]` | wait for `$WASIPOD_TERMINATION_FILE`, print `got SIGTERM`, sleep DRAIN_MS, print `drained`, exit CODE (default 0) |
+//! | `accept ADDR` | listen, accept one connection, read it to its end |
 //! | `read-eof ADDR` | connect, read until the peer closes, print `eof after N bytes` |
 //! | `wait-port ADDR [MS]` | retry connecting until a listener answers (exit 1 after MS) |
 
@@ -213,6 +216,35 @@ fn run(cmd: &[String]) {
             Ok(_) => println!("connect {}: ok", arg(1)),
             Err(e) => println!("connect {}: error {}", arg(1), kind(&e)),
         },
+        "handle-sigterm" => {
+            let path = std::env::var("WASIPOD_SIGTERM_HANDLER").expect("WASIPOD_SIGTERM_HANDLER is set by wasipod");
+            std::fs::write(path, b"").unwrap();
+        }
+        "wait-sigterm" => {
+            let path = std::env::var("WASIPOD_TERMINATION_FILE").expect("WASIPOD_TERMINATION_FILE is set by wasipod");
+            while std::fs::metadata(&path).is_err() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            println!("got SIGTERM");
+            std::io::stdout().flush().ok();
+            if let Some(ms) = cmd.get(1) {
+                std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+            }
+            println!("drained");
+            std::io::stdout().flush().ok();
+            std::process::exit(cmd.get(2).map(|c| c.parse().unwrap()).unwrap_or(0));
+        }
+        "accept" => {
+            use std::io::Read;
+            let l = std::net::TcpListener::bind(arg(1)).unwrap();
+            println!("accepting on {}", arg(1));
+            std::io::stdout().flush().ok();
+            let (mut s, _) = l.accept().unwrap();
+            println!("accepted");
+            std::io::stdout().flush().ok();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+        }
         "read-eof" => {
             use std::io::Read;
             let mut s = std::net::TcpStream::connect(arg(1)).unwrap_or_else(|e| {

@@ -1,0 +1,160 @@
+//! Termination: the SIGTERM contract, grace periods, and SIGKILL that no
+//! guest can escape.
+
+use std::time::{Duration, Instant};
+
+use wasipod::{ContainerState, PodPhase};
+
+use crate::support::{Fixture, eventually};
+
+fn exit_of(status: &wasipod::PodStatus, name: &str) -> (i32, String, String) {
+    match &status.container(name).unwrap().state {
+        ContainerState::Terminated(t) => (
+            t.exit_code,
+            t.reason.clone(),
+            t.message.clone().unwrap_or_default(),
+        ),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_guest_that_handles_sigterm_drains_and_exits_cleanly() {
+    let f = Fixture::with(|c| c.time_scale(1.0));
+    let work = tempfile::tempdir().unwrap();
+    for image in ["graceful-p1.wasm", "graceful-p2.wasm"] {
+        let w = f
+            .start(&format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: worker}}\nspec:\n  volumes: [{{name: w, hostPath: {{path: {dir}}}}}]\n  containers:\n  - {{name: worker, image: {image}, args: [/work], volumeMounts: [{{name: w, mountPath: /work}}]}}\n",
+                dir = work.path().display()
+            ))
+            .await;
+        eventually("some jobs done", || {
+            std::fs::read_to_string(work.path().join("jobs.log"))
+                .is_ok_and(|l| l.contains("job 2 done"))
+        })
+        .await;
+        let start = Instant::now();
+        let status = w.pod.delete(None).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "it drained within the 30 s grace period"
+        );
+        assert_eq!(
+            exit_of(&status, "worker").0,
+            0,
+            "{image}: drained and exited 0"
+        );
+        assert_eq!(exit_of(&status, "worker").1, "Completed");
+        let jobs = std::fs::read_to_string(work.path().join("jobs.log")).unwrap();
+        assert!(
+            jobs.lines().last().unwrap().starts_with("drained after "),
+            "{image}: {jobs}"
+        );
+        assert!(w.log("worker").contains("SIGTERM: draining"));
+        std::fs::remove_file(work.path().join("jobs.log")).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_guest_without_a_handler_ends_at_once_with_143() {
+    let f = Fixture::with(|c| c.time_scale(1.0));
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: plain}\nspec:\n  terminationGracePeriodSeconds: 3600\n  containers:\n  - {name: sleeper, image: toolbox-p1.wasm, args: [sleep, '600000']}\n")
+        .await;
+    w.until("running", |s| s.phase == PodPhase::Running).await;
+    let start = Instant::now();
+    let status = w.pod.delete(None).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3600),
+        "did not wait out the grace period"
+    );
+    let (code, reason, message) = exit_of(&status, "sleeper");
+    assert_eq!((code, reason.as_str()), (143, "Error"));
+    assert!(message.contains("declared no SIGTERM handler"), "{message}");
+}
+
+#[tokio::test]
+async fn every_adversarial_guest_is_killed_when_the_grace_period_ends() {
+    // Kubernetes seconds run 100x faster: a 20 s grace period is 200 ms.
+    let f = Fixture::with(|c| c.time_scale(0.01));
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: stubborn}\nspec:\n  terminationGracePeriodSeconds: 20\n  containers:\n  - {name: cpu, image: toolbox-p1.wasm, args: [sh, handle-sigterm; spin]}\n  - {name: sleep, image: toolbox-p2.wasm, args: [sh, handle-sigterm; sleep 600000]}\n  - {name: accept, image: toolbox-p2.wasm, args: [sh, handle-sigterm; accept 0.0.0.0:7000]}\n  - {name: read, image: toolbox-p2.wasm, args: [sh, handle-sigterm; wait-port 127.0.0.1:7000; read-eof 127.0.0.1:7000]}\n  - {name: deaf, image: toolbox-p1.wasm, args: [sh, handle-sigterm; wait-for /nowhere]}\n")
+        .await;
+    eventually("the reader is blocked reading", || {
+        w.log("read").contains("connected to")
+    })
+    .await;
+    eventually("the server accepted it", || {
+        w.log("accept").contains("accepted")
+    })
+    .await;
+    let grace = Duration::from_millis(200);
+    let start = Instant::now();
+    let status = w.pod.delete(None).await;
+    let took = start.elapsed();
+    assert!(
+        took >= grace,
+        "each declared a handler, so each got the whole grace period ({took:?})"
+    );
+    assert!(
+        took < grace + Duration::from_millis(2100),
+        "bounded by grace + 2 s + 100 ms: {took:?}"
+    );
+    for name in ["cpu", "sleep", "accept", "read", "deaf"] {
+        let (code, reason, message) = exit_of(&status, name);
+        assert_eq!(
+            (code, reason.as_str(), message.as_str()),
+            (137, "Error", "killed (SIGKILL)"),
+            "{name}"
+        );
+    }
+    assert_eq!(status.phase, PodPhase::Failed);
+}
+
+#[tokio::test]
+async fn grace_zero_and_a_second_delete_kill_at_once() {
+    let f = Fixture::with(|c| c.time_scale(1.0));
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: hurry}\nspec:\n  terminationGracePeriodSeconds: 3600\n  containers:\n  - {name: deaf, image: toolbox-p2.wasm, args: [sh, handle-sigterm; sleep 600000]}\n";
+    let w = f.start(yaml).await;
+    w.until("running", |s| s.phase == PodPhase::Running).await;
+    let status = w.pod.delete(Some(Duration::ZERO)).await;
+    assert_eq!(exit_of(&status, "deaf").0, 137);
+
+    // Deleting with the pod's hour of grace, then again with 0 (the CLI's
+    // second Ctrl-C), ends it without waiting the hour.
+    let w = f.start(yaml).await;
+    eventually("handler declared", || {
+        w.pod.dir().join("run/deaf/sigterm-handler").exists()
+    })
+    .await;
+    let first = tokio::spawn({
+        let pod = w.pod.clone();
+        async move { pod.delete(None).await }
+    });
+    eventually("SIGTERM sent", || {
+        w.pod.dir().join("run/deaf/terminate").exists()
+    })
+    .await;
+    let status = w.pod.delete(Some(Duration::ZERO)).await;
+    assert_eq!(exit_of(&status, "deaf").0, 137);
+    assert_eq!(first.await.unwrap().phase, PodPhase::Failed);
+}
+
+#[tokio::test]
+async fn the_deadline_gives_handlers_their_grace_period() {
+    let f = Fixture::with(|c| c.time_scale(0.01));
+    let (w, status) = f
+        .run("apiVersion: v1\nkind: Pod\nmetadata: {name: timed}\nspec:\n  activeDeadlineSeconds: 50\n  terminationGracePeriodSeconds: 300\n  containers:\n  - {name: worker, image: toolbox-p2.wasm, args: [sh, handle-sigterm; wait-sigterm 20]}\n")
+        .await;
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(status.phase, PodPhase::Failed);
+    let (code, _, _) = exit_of(&status, "worker");
+    assert_eq!(
+        code,
+        0,
+        "the worker heard SIGTERM and finished: {}",
+        w.log("worker")
+    );
+    assert_eq!(w.log("worker"), "got SIGTERM\ndrained\n");
+}
