@@ -56,6 +56,7 @@ pub mod quantity;
 pub mod status;
 
 pub mod net;
+mod probe;
 
 mod engine;
 mod log;

@@ -247,18 +247,18 @@ pub struct Container {
     /// Container-level security settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
-    /// Not supported yet (lifecycle issue).
+    /// postStart and preStop hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<Value>,
-    /// Not supported yet (lifecycle issue).
+    pub lifecycle: Option<Lifecycle>,
+    /// Restarts the container when it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Value>,
-    /// Not supported yet (lifecycle issue).
+    pub liveness_probe: Option<Probe>,
+    /// Decides whether the container is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Value>,
-    /// Not supported yet (lifecycle issue).
+    pub readiness_probe: Option<Probe>,
+    /// Gates the other probes until the container has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_probe: Option<Value>,
+    pub startup_probe: Option<Probe>,
     /// Ignored: the log is the termination record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_message_path: Option<Value>,
@@ -274,6 +274,146 @@ pub struct Container {
     /// Accepted when false: guests have no terminal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<bool>,
+}
+
+/// `lifecycle`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lifecycle {
+    /// Runs right after the container starts; it is not Running until done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<Handler>,
+    /// Runs before the container is sent SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<Handler>,
+    /// Refused: WASI has no signals to choose from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<Value>,
+}
+
+/// A probe or hook action: exactly one of these.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Handler {
+    /// Run the container's program again with this argv.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    /// An HTTP GET over the pod network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetAction>,
+    /// A TCP connect over the pod network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Wait (hooks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepAction>,
+    /// Refused: the gRPC health protocol is not implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<Value>,
+}
+
+/// A probe: a handler and its timing. Flattened in Kubernetes' shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Probe {
+    /// Run the container's program again with this argv.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecAction>,
+    /// An HTTP GET over the pod network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<HttpGetAction>,
+    /// A TCP connect over the pod network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<TcpSocketAction>,
+    /// Refused: the gRPC health protocol is not implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<Value>,
+    /// Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_seconds: Option<i64>,
+    /// Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_seconds: Option<i64>,
+    /// Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i64>,
+    /// Default 1 (must be 1 for liveness and startup probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_threshold: Option<i64>,
+    /// Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<i64>,
+    /// Grace period when this probe kills the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+/// `exec`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecAction {
+    /// argv; exit code 0 is success.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+/// A port given by number or by the name of a container port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    /// A number.
+    Int(i64),
+    /// A name.
+    String(String),
+}
+
+/// `httpGet`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpGetAction {
+    /// Default `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Number or container port name.
+    pub port: IntOrString,
+    /// Host header (the connection always goes to the pod's own IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `HTTP` (HTTPS is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Extra request headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_headers: Vec<HttpHeader>,
+}
+
+/// A request header.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpHeader {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// `tcpSocket`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpSocketAction {
+    /// Number or container port name.
+    pub port: IntOrString,
+    /// Ignored beyond the pod's own IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// `sleep`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SleepAction {
+    /// Seconds.
+    pub seconds: i64,
 }
 
 /// An environment variable.

@@ -309,8 +309,16 @@ impl ContainerStatus {
         }
     }
 
-    /// Waiting → Running. A restart (after a back-off) counts in `restartCount`.
-    pub fn start(&mut self, at: Time, container_id: String) -> Result<(), TransitionError> {
+    /// Waiting → Running. A restart (after a back-off) counts in
+    /// `restartCount`. `started` and `ready` are false while a startup or
+    /// readiness probe has yet to pass.
+    pub fn start(
+        &mut self,
+        at: Time,
+        container_id: String,
+        started: bool,
+        ready: bool,
+    ) -> Result<(), TransitionError> {
         match &self.state {
             ContainerState::Waiting(_) => {
                 if self.last_state.is_some() {
@@ -318,8 +326,8 @@ impl ContainerStatus {
                 }
                 self.state = ContainerState::Running(StateRunning { started_at: at });
                 self.container_id = Some(container_id);
-                self.started = Some(true);
-                self.ready = true;
+                self.started = Some(started);
+                self.ready = ready;
                 Ok(())
             }
             _ => Err(self.refuse("start")),
@@ -701,9 +709,9 @@ mod tests {
         );
         c.back_off("b".into()).unwrap();
         assert!(c.back_off("b".into()).is_err());
-        c.start(now(), "id".into()).unwrap();
+        c.start(now(), "id".into(), true, true).unwrap();
         assert_eq!(c.restart_count, 1);
-        assert!(c.start(now(), "id".into()).is_err());
+        assert!(c.start(now(), "id".into(), true, true).is_err());
     }
 
     #[test]

@@ -78,17 +78,32 @@ async fn a_guest_without_a_handler_ends_at_once_with_143() {
 async fn every_adversarial_guest_is_killed_when_the_grace_period_ends() {
     // Kubernetes seconds run 100x faster: a 20 s grace period is 200 ms.
     let f = Fixture::with(|c| c.time_scale(0.01));
+    // The reader blocks on a connection to another pod, which stays up, so
+    // only the kill can end it.
+    let peer = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: peer}\nspec:\n  containers:\n  - {name: echo, image: tcp-echo-p2.wasm, args: [serve, '0.0.0.0:7000']}\n")
+        .await;
+    let ip = peer.pod.status().pod_ip.unwrap();
     let w = f
-        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: stubborn}\nspec:\n  terminationGracePeriodSeconds: 20\n  containers:\n  - {name: cpu, image: toolbox-p1.wasm, args: [sh, handle-sigterm; spin]}\n  - {name: sleep, image: toolbox-p2.wasm, args: [sh, handle-sigterm; sleep 600000]}\n  - {name: accept, image: toolbox-p2.wasm, args: [sh, handle-sigterm; accept 0.0.0.0:7000]}\n  - {name: read, image: toolbox-p2.wasm, args: [sh, handle-sigterm; wait-port 127.0.0.1:7000; read-eof 127.0.0.1:7000]}\n  - {name: deaf, image: toolbox-p1.wasm, args: [sh, handle-sigterm; wait-for /nowhere]}\n")
+        .start(&format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: stubborn}}\nspec:\n  terminationGracePeriodSeconds: 20\n  containers:\n  - {{name: cpu, image: toolbox-p1.wasm, args: [sh, handle-sigterm; spin]}}\n  - {{name: sleep, image: toolbox-p2.wasm, args: [sh, handle-sigterm; sleep 600000]}}\n  - {{name: accept, image: toolbox-p2.wasm, args: [sh, handle-sigterm; accept 0.0.0.0:7001]}}\n  - {{name: read, image: toolbox-p2.wasm, args: [sh, handle-sigterm; wait-port {ip}:7000; read-eof {ip}:7000]}}\n  - {{name: deaf, image: toolbox-p1.wasm, args: [sh, handle-sigterm; wait-for /nowhere]}}\n"))
         .await;
     eventually("the reader is blocked reading", || {
         w.log("read").contains("connected to")
     })
     .await;
-    eventually("the server accepted it", || {
-        w.log("accept").contains("accepted")
+    eventually("the server is blocked in accept", || {
+        w.log("accept").contains("accepting on")
     })
     .await;
+    for name in ["cpu", "sleep", "deaf"] {
+        eventually("handlers declared", || {
+            w.pod
+                .dir()
+                .join(format!("run/{name}/sigterm-handler"))
+                .exists()
+        })
+        .await;
+    }
     let grace = Duration::from_millis(200);
     let start = Instant::now();
     let status = w.pod.delete(None).await;
@@ -110,6 +125,7 @@ async fn every_adversarial_guest_is_killed_when_the_grace_period_ends() {
         );
     }
     assert_eq!(status.phase, PodPhase::Failed);
+    peer.pod.delete(Some(Duration::ZERO)).await;
 }
 
 #[tokio::test]

@@ -6,5 +6,6 @@ mod containers;
 mod lifecycle;
 mod manifest;
 mod network;
+mod probes;
 mod supervisor;
 mod support;

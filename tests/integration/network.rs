@@ -191,7 +191,7 @@ async fn deleting_a_pod_closes_its_connections() {
     );
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -374,7 +374,7 @@ async fn a_pod_cannot_open_more_sockets_than_its_limit() {
     w.pod.delete(Some(Duration::ZERO)).await;
 }
 
-fn http(port: u16, path: &str) -> (u16, String) {
+pub fn http(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(

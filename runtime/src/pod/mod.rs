@@ -5,6 +5,6 @@ pub(crate) mod spec;
 pub(crate) mod supervisor;
 
 pub use spec::{
-    ContainerKind, ContainerSpec, DEFAULT_GRACE, EnvValue, MountSpec, PodSpec, RestartPolicy,
-    VolumeSource, VolumeSpec,
+    Action, ContainerKind, ContainerSpec, DEFAULT_GRACE, EnvValue, MountSpec, PodSpec, ProbeSpec,
+    RestartPolicy, VolumeSource, VolumeSpec,
 };

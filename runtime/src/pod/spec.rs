@@ -125,6 +125,61 @@ pub struct ContainerSpec {
     /// The mount holding `workingDir` (index into `mounts`) and the path
     /// inside it: relative paths resolve there.
     pub working_dir_mount: Option<(usize, String)>,
+    /// `startupProbe`.
+    pub startup_probe: Option<ProbeSpec>,
+    /// `livenessProbe`.
+    pub liveness_probe: Option<ProbeSpec>,
+    /// `readinessProbe`.
+    pub readiness_probe: Option<ProbeSpec>,
+    /// `lifecycle.postStart`.
+    pub post_start: Option<Action>,
+    /// `lifecycle.preStop`.
+    pub pre_stop: Option<Action>,
+}
+
+/// What a probe or hook does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the container's program once more with this argv, in the same
+    /// sandbox; exit code 0 is success.
+    Exec(Vec<String>),
+    /// HTTP GET to the pod's own IP; 200–399 is success.
+    HttpGet {
+        /// Port.
+        port: u16,
+        /// Path (with query).
+        path: String,
+        /// Host header.
+        host: Option<String>,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connect to the pod's own IP.
+    TcpSocket {
+        /// Port.
+        port: u16,
+    },
+    /// Wait (hooks only).
+    Sleep(Duration),
+}
+
+/// A validated probe, with Kubernetes' defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// What it does.
+    pub action: Action,
+    /// `initialDelaySeconds` (0).
+    pub initial_delay: Duration,
+    /// `periodSeconds` (10).
+    pub period: Duration,
+    /// `timeoutSeconds` (1).
+    pub timeout: Duration,
+    /// `successThreshold` (1).
+    pub success_threshold: u32,
+    /// `failureThreshold` (3).
+    pub failure_threshold: u32,
+    /// Probe-level `terminationGracePeriodSeconds`.
+    pub grace: Option<Duration>,
 }
 
 /// Where an environment variable's value comes from.
@@ -976,16 +1031,52 @@ impl Validator<'_> {
                 self.err(format!("{field}.restartPolicy"), "Forbidden: may not be set for non-init containers")
             }
         }
-        for (name, present) in [
-            ("lifecycle", c.lifecycle.is_some()),
-            ("livenessProbe", c.liveness_probe.is_some()),
-            ("readinessProbe", c.readiness_probe.is_some()),
-            ("startupProbe", c.startup_probe.is_some()),
-        ] {
-            if present {
+        let ports: Vec<(Option<String>, i64)> = c
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.container_port))
+            .collect();
+        let startup_probe = c
+            .startup_probe
+            .as_ref()
+            .and_then(|p| self.probe(p, &format!("{field}.startupProbe"), &ports, true));
+        let liveness_probe = c
+            .liveness_probe
+            .as_ref()
+            .and_then(|p| self.probe(p, &format!("{field}.livenessProbe"), &ports, true));
+        let readiness_probe = c
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| self.probe(p, &format!("{field}.readinessProbe"), &ports, false));
+        let (mut post_start, mut pre_stop) = (None, None);
+        if let Some(l) = &c.lifecycle {
+            let lf = format!("{field}.lifecycle");
+            if l.stop_signal.is_some() {
                 self.err(
-                    format!("{field}.{name}"),
-                    "Forbidden: probes and lifecycle hooks are not supported by this version of wasipod yet",
+                    format!("{lf}.stopSignal"),
+                    "Forbidden: WASI has no signals; see the SIGTERM contract",
+                );
+            }
+            if let Some(h) = &l.post_start {
+                post_start = self.action(
+                    &h.exec,
+                    &h.http_get,
+                    &h.tcp_socket,
+                    &h.sleep,
+                    &h.grpc,
+                    &format!("{lf}.postStart"),
+                    &ports,
+                );
+            }
+            if let Some(h) = &l.pre_stop {
+                pre_stop = self.action(
+                    &h.exec,
+                    &h.http_get,
+                    &h.tcp_socket,
+                    &h.sleep,
+                    &h.grpc,
+                    &format!("{lf}.preStop"),
+                    &ports,
                 );
             }
         }
@@ -1307,7 +1398,176 @@ impl Validator<'_> {
             mounts,
             memory_limit,
             working_dir_mount,
+            startup_probe,
+            liveness_probe,
+            readiness_probe,
+            post_start,
+            pre_stop,
         })
+    }
+
+    fn probe(
+        &mut self,
+        p: &manifest::Probe,
+        field: &str,
+        ports: &[(Option<String>, i64)],
+        single_success: bool,
+    ) -> Option<ProbeSpec> {
+        let action = self.action(
+            &p.exec,
+            &p.http_get,
+            &p.tcp_socket,
+            &None,
+            &p.grpc,
+            field,
+            ports,
+        );
+        let mut seconds = |name: &str, v: Option<i64>, default: i64, min: i64| -> u64 {
+            match v {
+                None => default as u64,
+                Some(v) if v >= min => v as u64,
+                Some(v) => {
+                    self.errors.push(FieldError::new(
+                        format!("{field}.{name}"),
+                        format!("Invalid value: {v}: must be greater than or equal to {min}"),
+                    ));
+                    default as u64
+                }
+            }
+        };
+        let initial_delay = seconds("initialDelaySeconds", p.initial_delay_seconds, 0, 0);
+        let period = seconds("periodSeconds", p.period_seconds, 10, 1);
+        let timeout = seconds("timeoutSeconds", p.timeout_seconds, 1, 1);
+        let success_threshold = seconds("successThreshold", p.success_threshold, 1, 1);
+        let failure_threshold = seconds("failureThreshold", p.failure_threshold, 3, 1);
+        let grace = p
+            .termination_grace_period_seconds
+            .map(|g| seconds("terminationGracePeriodSeconds", Some(g), 0, 1));
+        if single_success && success_threshold != 1 {
+            self.err(
+                format!("{field}.successThreshold"),
+                "Invalid value: must be 1",
+            );
+        }
+        Some(ProbeSpec {
+            action: action?,
+            initial_delay: Duration::from_secs(initial_delay),
+            period: Duration::from_secs(period),
+            timeout: Duration::from_secs(timeout),
+            success_threshold: success_threshold as u32,
+            failure_threshold: failure_threshold as u32,
+            grace: grace.map(Duration::from_secs),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn action(
+        &mut self,
+        exec: &Option<manifest::ExecAction>,
+        http: &Option<manifest::HttpGetAction>,
+        tcp: &Option<manifest::TcpSocketAction>,
+        sleep: &Option<manifest::SleepAction>,
+        grpc: &Option<Value>,
+        field: &str,
+        ports: &[(Option<String>, i64)],
+    ) -> Option<Action> {
+        let count = [
+            exec.is_some(),
+            http.is_some(),
+            tcp.is_some(),
+            sleep.is_some(),
+            grpc.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if count != 1 {
+            self.err(field, "Required value: must specify exactly one handler (exec, httpGet, tcpSocket or sleep)");
+            return None;
+        }
+        if grpc.is_some() {
+            self.err(format!("{field}.grpc"), "Unsupported value: gRPC health checks are not supported by wasipod; use httpGet, tcpSocket or exec");
+            return None;
+        }
+        let mut port = |p: &manifest::IntOrString, f: String| -> Option<u16> {
+            match p {
+                manifest::IntOrString::Int(n) => match u16::try_from(*n) {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        self.err(
+                            f,
+                            format!("Invalid value: {n}: must be between 1 and 65535, inclusive"),
+                        );
+                        None
+                    }
+                },
+                manifest::IntOrString::String(name) => {
+                    match ports
+                        .iter()
+                        .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+                    {
+                        Some((_, number)) => u16::try_from(*number).ok(),
+                        None => {
+                            self.err(
+                                f,
+                                format!("Invalid value: {name:?}: no container port of that name"),
+                            );
+                            None
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(e) = exec {
+            if e.command.is_empty() {
+                self.err(format!("{field}.exec.command"), "Required value");
+                return None;
+            }
+            return Some(Action::Exec(e.command.clone()));
+        }
+        if let Some(h) = http {
+            if let Some(scheme) = h.scheme.as_deref()
+                && scheme != "HTTP"
+            {
+                self.err(
+                    format!("{field}.httpGet.scheme"),
+                    format!("Unsupported value: {scheme:?}: supported values: \"HTTP\" (TLS probes are not supported by wasipod)"),
+                );
+                return None;
+            }
+            let port = port(&h.port, format!("{field}.httpGet.port"))?;
+            let path = h.path.clone().unwrap_or_else(|| "/".into());
+            return Some(Action::HttpGet {
+                port,
+                path: if path.starts_with('/') {
+                    path
+                } else {
+                    format!("/{path}")
+                },
+                host: h.host.clone(),
+                headers: h
+                    .http_headers
+                    .iter()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect(),
+            });
+        }
+        if let Some(t) = tcp {
+            return Some(Action::TcpSocket {
+                port: port(&t.port, format!("{field}.tcpSocket.port"))?,
+            });
+        }
+        if let Some(s) = sleep {
+            if s.seconds < 0 {
+                self.err(
+                    format!("{field}.sleep.seconds"),
+                    "Invalid value: must be greater than or equal to 0",
+                );
+                return None;
+            }
+            return Some(Action::Sleep(Duration::from_secs(s.seconds as u64)));
+        }
+        None
     }
 
     fn host_port(&mut self, p: &manifest::ContainerPort, host_port: i64, pf: &str) {

@@ -107,6 +107,8 @@ pub(crate) struct Control {
 pub(crate) const RUN_DIR_GUEST: &str = "/run/wasipod";
 /// Created by a guest that handles SIGTERM.
 pub(crate) const SIGTERM_HANDLER_FILE: &str = "sigterm-handler";
+/// The one-time extension of a preStop hook that outlives the grace period.
+pub(crate) const PRESTOP_EXTENSION: Duration = Duration::from_secs(2);
 /// Created by wasipod when it sends SIGTERM.
 pub(crate) const TERMINATION_FILE: &str = "terminate";
 
@@ -133,7 +135,27 @@ impl Control {
 }
 
 impl PodShared {
-    fn scaled(&self, d: Duration) -> Duration {
+    /// Sets `started` / `ready` of a container (probe results).
+    pub(crate) fn set_probe_state(
+        &self,
+        c: &ContainerSpec,
+        started: Option<bool>,
+        ready: Option<bool>,
+    ) {
+        self.update_container(c, |cs| {
+            if cs.state.is_running() {
+                if let Some(s) = started {
+                    cs.started = Some(s);
+                }
+                if let Some(r) = ready {
+                    cs.ready = r;
+                }
+            }
+            Ok(())
+        });
+    }
+
+    pub(crate) fn scaled(&self, d: Duration) -> Duration {
         d.mul_f64(self.config.time_scale)
     }
 
@@ -188,7 +210,7 @@ impl PodShared {
         format!("spec.{list}{{{}}}", c.name)
     }
 
-    fn image_of(&self, c: &ContainerSpec) -> Arc<Image> {
+    pub(crate) fn image_of(&self, c: &ContainerSpec) -> Arc<Image> {
         let index = match c.kind {
             ContainerKind::Init => self
                 .spec
@@ -427,16 +449,6 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         format!("Created container {}", c.name),
     );
     let id = format!("wasipod://{}/{}/{restart}", pod.spec.uid, c.name);
-    pod.update_container(c, |cs| {
-        cs.image_id = image.digest.clone();
-        cs.start(status::now(), id)
-    });
-    pod.event(
-        EventType::Normal,
-        "Started",
-        &object,
-        format!("Started container {}", c.name),
-    );
 
     let (argv, mut env) = c.resolve(&pod.net.ip.to_string());
     // As container runtimes do, HOSTNAME is the pod's hostname unless set.
@@ -475,18 +487,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         memory_limit: c.memory_limit,
         net: pod.net.clone(),
     };
-    // Dropping the guest's future (the kill branch) ends it wherever it is.
-    let exit = tokio::select! {
-        exit = pod.engine.run(&image, cfg) => exit,
-        code = control.killed() => Exit {
-            code,
-            reason: ExitReason::Error,
-            message: Some(match code {
-                143 => "terminated by SIGTERM (the guest declared no SIGTERM handler)".to_string(),
-                _ => "killed (SIGKILL)".to_string(),
-            }),
-        },
-    };
+    let exit = supervise_run(pod, c, &image, cfg, &control, id).await;
     pod.controls
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -542,19 +543,59 @@ async fn terminate(pod: &Arc<PodShared>, grace: Duration) {
     let mut stopping = JoinSet::new();
     for (name, control) in running {
         let pod = pod.clone();
+        if let Some(c) = pod.spec.container(&name) {
+            pod.event(
+                EventType::Normal,
+                "Killing",
+                &PodShared::object(c),
+                format!("Stopping container {name}"),
+            );
+        }
         stopping.spawn(async move { terminate_one(&pod, &name, &control, grace).await });
     }
     while stopping.join_next().await.is_some() {}
 }
 
-async fn terminate_one(pod: &PodShared, name: &str, control: &Control, grace: Duration) {
-    if let Some(c) = pod.spec.container(name) {
-        pod.event(
-            EventType::Normal,
-            "Killing",
-            &PodShared::object(c),
-            format!("Stopping container {name}"),
-        );
+/// preStop, then SIGTERM, then SIGKILL when `grace` is over. A preStop
+/// still running when the grace period ends gets one 2 s extension.
+pub(crate) async fn terminate_one(pod: &PodShared, name: &str, control: &Control, grace: Duration) {
+    let mut deadline = tokio::time::Instant::now() + pod.scaled(grace);
+    if let Some(c) = pod.spec.container(name)
+        && let Some(hook) = &c.pre_stop
+        && !grace.is_zero()
+        && !pod.kill_now.is_cancelled()
+    {
+        let hook = crate::probe::run_action(pod, c, hook, None);
+        tokio::pin!(hook);
+        let mut extended = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut hook => break Some(r),
+                _ = control.exited.cancelled() => break None,
+                _ = pod.kill_now.cancelled() => break None,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if extended {
+                        break Some(Err("the grace period and its 2 s extension ran out".to_string()));
+                    }
+                    extended = true;
+                    deadline += pod.scaled(PRESTOP_EXTENSION);
+                    pod.event(
+                        EventType::Warning,
+                        "FailedPreStopHook",
+                        &PodShared::object(c),
+                        "PreStop hook still running when the grace period ended: granting a 2 s extension".into(),
+                    );
+                }
+            }
+        };
+        if let Some(Err(why)) = result {
+            pod.event(
+                EventType::Warning,
+                "FailedPreStopHook",
+                &PodShared::object(c),
+                format!("PreStop hook failed: {why}"),
+            );
+        }
     }
     if grace.is_zero() || pod.kill_now.is_cancelled() {
         control.kill(137);
@@ -567,11 +608,80 @@ async fn terminate_one(pod: &PodShared, name: &str, control: &Control, grace: Du
         }
         tokio::select! {
             _ = control.exited.cancelled() => {}
-            _ = tokio::time::sleep(pod.scaled(grace)) => control.kill(137),
+            _ = tokio::time::sleep_until(deadline) => control.kill(137),
             _ = pod.kill_now.cancelled() => control.kill(137),
         }
     }
     control.exited.cancelled().await;
+}
+
+fn killed_exit(code: i32) -> Exit {
+    Exit {
+        code,
+        reason: ExitReason::Error,
+        message: Some(match code {
+            143 => "terminated by SIGTERM (the guest declared no SIGTERM handler)".to_string(),
+            _ => "killed (SIGKILL)".to_string(),
+        }),
+    }
+}
+
+/// One run from the guest's first instruction to its end: postStart (the
+/// container is Running only once it has completed; a failure kills it),
+/// then the probes, until the guest exits or is killed. Dropping the guest's
+/// future (the kill branch) ends it wherever it is.
+async fn supervise_run(
+    pod: &PodShared,
+    c: &ContainerSpec,
+    image: &Image,
+    cfg: GuestConfig,
+    control: &Control,
+    id: String,
+) -> Exit {
+    let object = PodShared::object(c);
+    let guest = pod.engine.run(image, cfg);
+    tokio::pin!(guest);
+    if let Some(hook) = &c.post_start {
+        let hooked = tokio::select! {
+            exit = &mut guest => Err(exit),
+            code = control.killed() => Err(killed_exit(code)),
+            r = crate::probe::run_action(pod, c, hook, None) => Ok(r),
+        };
+        match hooked {
+            Ok(Ok(_)) => {}
+            Ok(Err(why)) => {
+                pod.event(
+                    EventType::Warning,
+                    "FailedPostStartHook",
+                    &object,
+                    format!("PostStart hook failed: {why}"),
+                );
+                return Exit {
+                    code: 137,
+                    reason: ExitReason::Error,
+                    message: Some(format!("killed: the postStart hook failed: {why}")),
+                };
+            }
+            Err(exit) => return exit,
+        }
+    }
+    let started = c.startup_probe.is_none();
+    let ready = started && c.readiness_probe.is_none();
+    pod.update_container(c, |cs| {
+        cs.image_id = image.digest.clone();
+        cs.start(status::now(), id, started, ready)
+    });
+    pod.event(
+        EventType::Normal,
+        "Started",
+        &object,
+        format!("Started container {}", c.name),
+    );
+    tokio::select! {
+        exit = &mut guest => exit,
+        code = control.killed() => killed_exit(code),
+        _ = crate::probe::probe_loops(pod, c, control) => killed_exit(137),
+    }
 }
 
 /// Final status once nothing runs: stopped containers, phase and reason.
@@ -608,25 +718,6 @@ fn settle(pod: &PodShared, outcome: Outcome) {
         }
         Outcome::Deleted(grace) => (Some(killed("stopped: the pod was deleted", grace)), None),
     };
-    let running: Vec<String> = {
-        let s = pod.status.borrow();
-        s.init_container_statuses
-            .iter()
-            .chain(&s.container_statuses)
-            .filter(|c| c.state.is_running())
-            .map(|c| c.name.clone())
-            .collect()
-    };
-    if exit.is_some() {
-        for c in running.iter().filter_map(|name| pod.spec.container(name)) {
-            pod.event(
-                EventType::Normal,
-                "Killing",
-                &PodShared::object(c),
-                format!("Stopping container {}", c.name),
-            );
-        }
-    }
     let policy = pod.spec.restart_policy;
     pod.status.send_modify(|s| {
         let at = status::now();

@@ -31,7 +31,7 @@
 //! | `try-connect ADDR` | print `connect ADDR: ok` or `connect ADDR: error KIND` |
 //! | `resolve HOST` | print the addresses HOST resolves to (`resolve HOST: error KIND` on failure) |
 //! | `handle-sigterm` | declare a SIGTERM handler (wasipod's contract: create `$WASIPOD_SIGTERM_HANDLER`) |
-//! | `wait-sigterm [DRAIN_MS] [CODE]` | wait for `$WASIPOD_TERMINATION_FILE`, print `got SIGTERM`, sleep DRAIN_MS, print `drained`, exit CODE (default 0) |
+//! | `wait-sigterm [DRAIN_MS] [CODE]` | wait for `$WASIPOD_TERMINATION_FILE`, print `got SIGTERM`, sleep DRAIN_MS, print `drained`, then exit CODE (or go on with the next command) |
 //! | `accept ADDR` | listen, accept one connection, read it to its end |
 //! | `read-eof ADDR` | connect, read until the peer closes, print `eof after N bytes` |
 //! | `wait-port ADDR [MS]` | retry connecting until a listener answers (exit 1 after MS) |
@@ -232,7 +232,9 @@ fn run(cmd: &[String]) {
             }
             println!("drained");
             std::io::stdout().flush().ok();
-            std::process::exit(cmd.get(2).map(|c| c.parse().unwrap()).unwrap_or(0));
+            if let Some(code) = cmd.get(2) {
+                std::process::exit(code.parse().unwrap());
+            }
         }
         "accept" => {
             use std::io::Read;
