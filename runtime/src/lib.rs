@@ -365,6 +365,12 @@ impl Runtime {
                 "ContainerCreating",
             ));
         }
+        initial.sidecars = spec
+            .init_containers
+            .iter()
+            .filter(|c| c.sidecar)
+            .map(|c| c.name.clone())
+            .collect();
         initial.derive(spec.restart_policy, false, false, now);
 
         let mut wire = spec.wire.clone();

@@ -464,6 +464,10 @@ pub struct PodStatus {
     /// App containers.
     #[serde(default)]
     pub container_statuses: Vec<ContainerStatus>,
+    /// Names of the init containers that are native sidecars (not part of
+    /// the Kubernetes document).
+    #[serde(skip)]
+    pub(crate) sidecars: Vec<String>,
 }
 
 impl PodStatus {
@@ -527,10 +531,19 @@ impl PodStatus {
         init_failed: bool,
         at: Time,
     ) {
-        let inits_done = self
-            .init_container_statuses
-            .iter()
-            .all(|c| c.state.terminated().is_some_and(|t| t.exit_code == 0));
+        let sidecars = &self.sidecars;
+        // A regular init container is done once it succeeded; a sidecar
+        // once it has started.
+        let init_done = |c: &ContainerStatus| {
+            if sidecars.contains(&c.name) {
+                c.started == Some(true)
+                    || c.last_state.is_some()
+                    || c.state.terminated().is_some_and(|t| t.started_at.is_some())
+            } else {
+                c.state.terminated().is_some_and(|t| t.exit_code == 0)
+            }
+        };
+        let inits_done = self.init_container_statuses.iter().all(init_done);
         if !self.phase.is_terminal() {
             self.phase = if init_failed {
                 PodPhase::Failed
@@ -548,7 +561,7 @@ impl PodStatus {
         let incomplete: Vec<&str> = self
             .init_container_statuses
             .iter()
-            .filter(|c| c.state.terminated().is_none_or(|t| t.exit_code != 0))
+            .filter(|c| !init_done(c))
             .map(|c| c.name.as_str())
             .collect();
         if incomplete.is_empty() {
@@ -571,9 +584,15 @@ impl PodStatus {
                 at,
             );
         }
+        // Sidecars' readiness counts toward the pod's.
+        let running_sidecars = self
+            .init_container_statuses
+            .iter()
+            .filter(|c| self.sidecars.contains(&c.name) && c.state.is_running());
         let unready: Vec<&str> = self
             .container_statuses
             .iter()
+            .chain(running_sidecars)
             .filter(|c| !c.ready)
             .map(|c| c.name.as_str())
             .collect();

@@ -174,3 +174,118 @@ async fn the_deadline_gives_handlers_their_grace_period() {
     );
     assert_eq!(w.log("worker"), "got SIGTERM\ndrained\n");
 }
+
+#[tokio::test]
+async fn a_log_tailing_sidecar_starts_in_order_and_does_not_block_completion() {
+    let f = Fixture::new();
+    let (w, status) = f
+        .run("apiVersion: v1\nkind: Pod\nmetadata: {name: job}\nspec:\n  restartPolicy: Never\n  volumes: [{name: logs, emptyDir: {}}]\n  initContainers:\n  - {name: setup, image: toolbox-p1.wasm, args: [write, /logs/app.log, ''], volumeMounts: [{name: logs, mountPath: /logs}]}\n  - {name: tailer, image: toolbox-p2.wasm, restartPolicy: Always, args: [tail-follow, /logs/app.log], volumeMounts: [{name: logs, mountPath: /logs}]}\n  - {name: after, image: toolbox-p1.wasm, args: [append, /logs/app.log, init after the sidecar], volumeMounts: [{name: logs, mountPath: /logs}]}\n  containers:\n  - {name: app, image: toolbox-p1.wasm, args: [sh, append /logs/app.log line 1; append /logs/app.log line 2; append /logs/app.log done], volumeMounts: [{name: logs, mountPath: /logs}]}\n")
+        .await;
+    assert_eq!(
+        status.phase,
+        PodPhase::Succeeded,
+        "the sidecar does not keep a Job-style pod alive"
+    );
+    assert_eq!(
+        w.log("tailer"),
+        "init after the sidecar\nline 1\nline 2\ndone\n"
+    );
+    let started: Vec<String> = w
+        .pod
+        .events()
+        .iter()
+        .filter(|e| e.reason == "Started")
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(
+        started,
+        [
+            "Started container setup",
+            "Started container tailer",
+            "Started container after",
+            "Started container app"
+        ]
+    );
+    let tailer = status
+        .init_container_statuses
+        .iter()
+        .find(|c| c.name == "tailer")
+        .unwrap();
+    assert_eq!(
+        tailer.state.terminated().unwrap().exit_code,
+        0,
+        "stopped with SIGTERM after the app; it flushed and exited"
+    );
+    assert_eq!(
+        status
+            .condition(wasipod::status::ConditionType::Initialized)
+            .unwrap()
+            .status,
+        wasipod::status::ConditionStatus::True
+    );
+}
+
+#[tokio::test]
+async fn sidecars_restart_count_toward_readiness_and_stop_last_in_reverse_order() {
+    let f = Fixture::new();
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: mesh}\nspec:\n  restartPolicy: Never\n  initContainers:\n  - {name: first, image: toolbox-p1.wasm, restartPolicy: Always, args: [sleep, '600000']}\n  - {name: flaky, image: toolbox-p2.wasm, restartPolicy: Always, args: [sh, sleep 5; exit 1]}\n  - name: second\n    image: toolbox-p1.wasm\n    restartPolicy: Always\n    args: [sleep, '600000']\n    readinessProbe: {exec: {command: [toolbox, exit, '1']}, periodSeconds: 1}\n  containers:\n  - {name: app, image: toolbox-p1.wasm, args: [sleep, '600000']}\n")
+        .await;
+    let s = w
+        .until("the flaky sidecar restarted twice", |s| {
+            s.container("flaky").is_some_and(|c| c.restart_count >= 2)
+        })
+        .await;
+    assert!(
+        matches!(s.phase, PodPhase::Running | PodPhase::Pending),
+        "{:?}",
+        s.phase
+    );
+    let s = w
+        .until("the app runs", |s| {
+            s.container("app").is_some_and(|c| c.state.is_running())
+        })
+        .await;
+    let ready = s
+        .condition(wasipod::status::ConditionType::ContainersReady)
+        .unwrap();
+    assert_eq!(ready.status, wasipod::status::ConditionStatus::False);
+    assert!(
+        ready.message.as_deref().unwrap().contains("second"),
+        "an unready sidecar makes the pod unready: {ready:?}"
+    );
+    let status = w.pod.delete(None).await;
+    let killing: Vec<String> = w
+        .pod
+        .events()
+        .iter()
+        .filter(|e| e.reason == "Killing")
+        .map(|e| {
+            e.message
+                .trim_start_matches("Stopping container ")
+                .to_string()
+        })
+        .collect();
+    let order: Vec<&str> = killing
+        .iter()
+        .map(String::as_str)
+        .filter(|n| ["app", "first", "second"].contains(n))
+        .collect();
+    assert_eq!(
+        order,
+        ["app", "second", "first"],
+        "app containers first, then sidecars in reverse order"
+    );
+    assert_eq!(status.phase, PodPhase::Failed);
+}
+
+#[test]
+fn probes_on_plain_init_containers_are_refused() {
+    let err = wasipod::PodSpec::from_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  initContainers:\n  - {name: i, image: toolbox-p1.wasm, livenessProbe: {exec: {command: [x]}}}\n  containers: [{name: a, image: toolbox-p1.wasm}]\n",
+        crate::support::images(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("spec.initContainers[0].livenessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"), "{err}");
+}

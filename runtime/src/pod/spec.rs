@@ -135,6 +135,8 @@ pub struct ContainerSpec {
     pub post_start: Option<Action>,
     /// `lifecycle.preStop`.
     pub pre_stop: Option<Action>,
+    /// An init container with `restartPolicy: Always`: a native sidecar.
+    pub sidecar: bool,
 }
 
 /// What a probe or hook does.
@@ -1019,17 +1021,15 @@ impl Validator<'_> {
 
         match (kind, c.restart_policy.as_deref()) {
             (_, None) => {}
-            (ContainerKind::Init, Some("Always")) => self.err(
-                format!("{field}.restartPolicy"),
-                "Unsupported value: \"Always\": native sidecars are not supported by this version of wasipod yet",
-            ),
+            (ContainerKind::Init, Some("Always")) => {}
             (ContainerKind::Init, Some(other)) => self.err(
                 format!("{field}.restartPolicy"),
                 format!("Unsupported value: {other:?}: supported values: \"Always\""),
             ),
-            (ContainerKind::App, Some(_)) => {
-                self.err(format!("{field}.restartPolicy"), "Forbidden: may not be set for non-init containers")
-            }
+            (ContainerKind::App, Some(_)) => self.err(
+                format!("{field}.restartPolicy"),
+                "Forbidden: may not be set for non-init containers",
+            ),
         }
         let ports: Vec<(Option<String>, i64)> = c
             .ports
@@ -1048,6 +1048,21 @@ impl Validator<'_> {
             .readiness_probe
             .as_ref()
             .and_then(|p| self.probe(p, &format!("{field}.readinessProbe"), &ports, false));
+        let sidecar = kind == ContainerKind::Init && c.restart_policy.as_deref() == Some("Always");
+        if kind == ContainerKind::Init && !sidecar {
+            for (name, set) in [
+                ("startupProbe", c.startup_probe.is_some()),
+                ("livenessProbe", c.liveness_probe.is_some()),
+                ("readinessProbe", c.readiness_probe.is_some()),
+            ] {
+                if set {
+                    self.err(
+                        format!("{field}.{name}"),
+                        "Forbidden: may not be set for init containers without restartPolicy=Always",
+                    );
+                }
+            }
+        }
         let (mut post_start, mut pre_stop) = (None, None);
         if let Some(l) = &c.lifecycle {
             let lf = format!("{field}.lifecycle");
@@ -1403,6 +1418,7 @@ impl Validator<'_> {
             readiness_probe,
             post_start,
             pre_stop,
+            sidecar,
         })
     }
 

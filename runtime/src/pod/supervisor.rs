@@ -238,7 +238,7 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
             return;
         }
     };
-    let mut tasks = JoinSet::new();
+    let mut tasks = Tasks::default();
     let outcome = tokio::select! {
         o = run_phases(&pod, &sandbox, &mut tasks) => o,
         _ = deadline(&pod) => Outcome::DeadlineExceeded,
@@ -250,15 +250,27 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
     match outcome {
         Outcome::Deleted(grace) => terminate(&pod, grace).await,
         Outcome::DeadlineExceeded => terminate(&pod, pod.spec.termination_grace_period).await,
-        Outcome::Completed | Outcome::InitFailed => pod.terminating.cancel(),
+        // The app containers are done: sidecars are stopped the same way.
+        Outcome::Completed | Outcome::InitFailed => {
+            terminate(&pod, pod.spec.termination_grace_period).await
+        }
     }
     // Whatever still runs is stopped here: aborting a task drops the guest's
     // future, which ends the guest wherever it is.
-    tasks.shutdown().await;
+    tasks.main.shutdown().await;
+    tasks.sidecars.shutdown().await;
     // Published ports close and outbound connections end with the pod.
     pod.net.stop.cancel();
     settle(&pod, outcome);
     let _ = pod.done.send_replace(true);
+}
+
+/// The pod's container tasks: sidecars apart, because the pod completes
+/// without them.
+#[derive(Default)]
+struct Tasks {
+    main: JoinSet<()>,
+    sidecars: JoinSet<()>,
 }
 
 /// Creates the volumes; on failure the pod fails with the reason.
@@ -323,24 +335,44 @@ async fn deadline(pod: &PodShared) {
 }
 
 /// Init containers one at a time, then the app containers together.
-async fn run_phases(
-    pod: &Arc<PodShared>,
-    sandbox: &Arc<Sandbox>,
-    tasks: &mut JoinSet<()>,
-) -> Outcome {
-    for c in &pod.spec.init_containers {
-        let exit = run_with_restarts(pod, c, sandbox).await;
-        if exit.code != 0 {
-            return Outcome::InitFailed;
+async fn run_phases(pod: &Arc<PodShared>, sandbox: &Arc<Sandbox>, tasks: &mut Tasks) -> Outcome {
+    // Init containers run as tasks too, so that deleting the pod while one
+    // runs gives it the same termination sequence as any container.
+    for index in 0..pod.spec.init_containers.len() {
+        let (p, sb) = (pod.clone(), sandbox.clone());
+        let c = &pod.spec.init_containers[index];
+        if c.sidecar {
+            // A native sidecar keeps running; the next init container waits
+            // until it has started (postStart done, startup probe passed).
+            tasks.sidecars.spawn(async move {
+                run_with_restarts(&p, &p.spec.init_containers[index], &sb).await;
+            });
+            let mut status = pod.status.subscribe();
+            let _ = status
+                .wait_for(|s| {
+                    s.container(&c.name)
+                        .is_some_and(|cs| cs.started == Some(true))
+                })
+                .await;
+            continue;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tasks.main.spawn(async move {
+            let exit = run_with_restarts(&p, &p.spec.init_containers[index], &sb).await;
+            let _ = tx.send(exit);
+        });
+        match rx.await {
+            Ok(exit) if exit.code == 0 => {}
+            _ => return Outcome::InitFailed,
         }
     }
     for index in 0..pod.spec.containers.len() {
         let (pod, sandbox) = (pod.clone(), sandbox.clone());
-        tasks.spawn(async move {
+        tasks.main.spawn(async move {
             run_with_restarts(&pod, &pod.spec.containers[index], &sandbox).await;
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while tasks.main.join_next().await.is_some() {}
     Outcome::Completed
 }
 
@@ -351,6 +383,8 @@ async fn run_with_restarts(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox
         let started = Instant::now();
         let exit = run_once(pod, c, sandbox).await;
         let restart = match c.kind {
+            // A sidecar is always restarted.
+            ContainerKind::Init if c.sidecar => true,
             // A failed init container is retried unless the policy is Never.
             ContainerKind::Init => {
                 exit.code != 0 && pod.spec.restart_policy != RestartPolicy::Never
@@ -533,6 +567,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
 /// at once (exit 137).
 async fn terminate(pod: &Arc<PodShared>, grace: Duration) {
     pod.terminating.cancel();
+    let deadline = tokio::time::Instant::now() + pod.scaled(grace);
     let running: Vec<(String, Arc<Control>)> = pod
         .controls
         .lock()
@@ -540,20 +575,45 @@ async fn terminate(pod: &Arc<PodShared>, grace: Duration) {
         .iter()
         .map(|(n, c)| (n.clone(), c.clone()))
         .collect();
+    let is_sidecar = |name: &str| pod.spec.container(name).is_some_and(|c| c.sidecar);
+    // App (and init) containers first, all together.
     let mut stopping = JoinSet::new();
-    for (name, control) in running {
+    for (name, control) in running.into_iter().filter(|(n, _)| !is_sidecar(n)) {
         let pod = pod.clone();
-        if let Some(c) = pod.spec.container(&name) {
-            pod.event(
-                EventType::Normal,
-                "Killing",
-                &PodShared::object(c),
-                format!("Stopping container {name}"),
-            );
-        }
-        stopping.spawn(async move { terminate_one(&pod, &name, &control, grace).await });
+        stopping.spawn(async move { stop(&pod, &name, &control, grace).await });
     }
     while stopping.join_next().await.is_some() {}
+    // Then sidecars, in reverse order of declaration, with what is left of
+    // the grace period.
+    for c in pod.spec.init_containers.iter().rev().filter(|c| c.sidecar) {
+        let control = pod
+            .controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&c.name)
+            .cloned();
+        if let Some(control) = control {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let left = if grace.is_zero() {
+                Duration::ZERO
+            } else {
+                pod.scaled_back(left)
+            };
+            stop(pod, &c.name, &control, left).await;
+        }
+    }
+}
+
+async fn stop(pod: &PodShared, name: &str, control: &Control, grace: Duration) {
+    if let Some(c) = pod.spec.container(name) {
+        pod.event(
+            EventType::Normal,
+            "Killing",
+            &PodShared::object(c),
+            format!("Stopping container {name}"),
+        );
+    }
+    terminate_one(pod, name, control, grace).await;
 }
 
 /// preStop, then SIGTERM, then SIGKILL when `grace` is over. A preStop

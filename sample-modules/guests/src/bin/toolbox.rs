@@ -32,6 +32,7 @@
 //! | `resolve HOST` | print the addresses HOST resolves to (`resolve HOST: error KIND` on failure) |
 //! | `handle-sigterm` | declare a SIGTERM handler (wasipod's contract: create `$WASIPOD_SIGTERM_HANDLER`) |
 //! | `wait-sigterm [DRAIN_MS] [CODE]` | wait for `$WASIPOD_TERMINATION_FILE`, print `got SIGTERM`, sleep DRAIN_MS, print `drained`, then exit CODE (or go on with the next command) |
+//! | `tail-follow PATH` | print PATH's lines as they are appended (like `tail -F`); on SIGTERM print what is left and exit 0 |
 //! | `accept ADDR` | listen, accept one connection, read it to its end |
 //! | `read-eof ADDR` | connect, read until the peer closes, print `eof after N bytes` |
 //! | `wait-port ADDR [MS]` | retry connecting until a listener answers (exit 1 after MS) |
@@ -234,6 +235,27 @@ fn run(cmd: &[String]) {
             std::io::stdout().flush().ok();
             if let Some(code) = cmd.get(2) {
                 std::process::exit(code.parse().unwrap());
+            }
+        }
+        "tail-follow" => {
+            let handler = std::env::var("WASIPOD_SIGTERM_HANDLER").expect("run me under wasipod");
+            let terminate = std::env::var("WASIPOD_TERMINATION_FILE").expect("run me under wasipod");
+            std::fs::write(handler, b"").unwrap();
+            let mut shown = 0usize;
+            loop {
+                let stop = std::fs::metadata(&terminate).is_ok();
+                if let Ok(text) = std::fs::read_to_string(arg(1)) {
+                    let complete = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+                    if complete > shown {
+                        print!("{}", &text[shown..complete]);
+                        std::io::stdout().flush().ok();
+                        shown = complete;
+                    }
+                }
+                if stop {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
         "accept" => {
