@@ -2,8 +2,9 @@
 //!
 //! Run Kubernetes `v1 Pod` manifests whose containers are WASI programs,
 //! each sandboxed in its own wasmtime store, supervised like a kubelet would:
-//! init containers in order, restart policy with back-off, deadlines, and a
-//! status in Kubernetes' own shape.
+//! init containers in order, native sidecars, probes and hooks, restart
+//! policy with back-off, graceful termination that cannot hang, deadlines,
+//! a private virtual network per pod, and a status in Kubernetes' own shape.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -35,6 +36,8 @@
 //! | [`pod`] | validated domain types ([`PodSpec`]) and the supervisor |
 //! | [`status`] | pod status, container state machine, phase and condition rules, events |
 //! | `engine` | the wasmtime engine, epoch preemption, compile cache, running one guest |
+//! | [`net`] | the pod network: `wasi:sockets` over in-memory streams, pod IPs, publishing, outbound |
+//! | `probe` | probes and hook actions (exec, httpGet, tcpSocket, sleep) |
 //! | `volume` | emptyDir / hostPath / configMap / secret directories and preopens |
 //! | `log` | bounded per-container log files and the live line stream |
 //! | [`quantity`] | Kubernetes quantities (`64Mi`, `1G`) |

@@ -368,3 +368,39 @@ fn probe_fields_are_validated() {
         }
     );
 }
+
+#[tokio::test]
+async fn readiness_counts_as_failed_until_its_initial_delay_and_tcp_failures_are_reported() {
+    let f = fast();
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: delay}\nspec:\n  containers:\n  - name: late\n    image: tcp-echo-p2.wasm\n    args: [serve, '0.0.0.0:7000']\n    readinessProbe: {tcpSocket: {port: 7000}, initialDelaySeconds: 100000}\n  - name: plain\n    image: tcp-echo-p2.wasm\n    args: [serve, '0.0.0.0:7001']\n  - name: closed\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    readinessProbe: {tcpSocket: {port: 7999}, periodSeconds: 1, failureThreshold: 1}\n")
+        .await;
+    eventually("the closed port was probed", || {
+        count(&w, "Unhealthy", "Readiness probe failed: dial tcp") >= 2
+    })
+    .await;
+    let s = w.pod.status();
+    assert!(
+        s.container("plain").unwrap().ready,
+        "no readiness probe: ready when running"
+    );
+    let late = s.container("late").unwrap();
+    assert!(
+        late.state.is_running() && !late.ready,
+        "not ready before its (long) initial delay"
+    );
+    assert!(!s.container("closed").unwrap().ready);
+    let e = w
+        .pod
+        .events()
+        .into_iter()
+        .find(|e| e.message.contains("dial tcp"))
+        .unwrap();
+    assert!(
+        e.message.ends_with(":7999: connect: connection refused"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.object, "spec.containers{closed}");
+    w.pod.delete(Some(Duration::ZERO)).await;
+}
