@@ -2,7 +2,7 @@
 //! IPs, carried in memory.
 //!
 //! wasip2 guests use plain `std::net`: wasi-libc calls `wasi:sockets`, which
-//! wasipod implements itself ([`tcp`], [`lookup`]); wasmtime-wasi provides
+//! wasipod implements itself (`tcp`, `lookup`); wasmtime-wasi provides
 //! every other interface. No host socket is opened for any of it.
 //!
 //! - `127.0.0.0/8` and `::1` are the pod's own loopback: private to the pod,

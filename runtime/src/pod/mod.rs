@@ -1,5 +1,5 @@
-//! Pods: the validated domain types ([`spec`]) and the supervisor that runs
-//! them ([`supervisor`]).
+//! Pods: the validated domain types (`spec`) and the supervisor that runs
+//! them (`supervisor`).
 
 pub(crate) mod spec;
 pub(crate) mod supervisor;
