@@ -208,6 +208,7 @@ impl Engine {
             dir: cache_dir,
             engine_hash: format!("{:016x}", h.finish()),
             memory: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
             compiled: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
@@ -243,6 +244,12 @@ impl Engine {
         self.cache.stats()
     }
 
+    /// Whether every one of these files is loaded and unchanged (then
+    /// loading them needs no blocking thread).
+    pub(crate) fn all_loaded(&self, paths: &[PathBuf]) -> bool {
+        paths.iter().all(|p| self.cache.by_path(p).is_some())
+    }
+
     /// Loads an image: from memory, from the disk cache, or by compiling it.
     /// `field` names the manifest field for errors.
     pub(crate) fn load(
@@ -256,8 +263,22 @@ impl Engine {
             path: path.to_path_buf(),
             message,
         };
+        // An unchanged file (same size and modification time) is neither
+        // read nor hashed again.
+        if let Some(image) = self.cache.by_path(path) {
+            self.cache.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((image, CacheOrigin::Memory, start.elapsed()));
+        }
+        let stamp = FileStamp::of(path);
         let bytes = std::fs::read(path).map_err(|e| image_err(e.to_string()))?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some(stamp) = stamp {
+            self.cache
+                .paths
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_path_buf(), (stamp, digest));
+        }
         if let Some(image) = self
             .cache
             .memory
@@ -468,10 +489,23 @@ enum Compiled {
     Component(Component),
 }
 
+/// Size and modification time of an image file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp(u64, std::time::SystemTime);
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp(m.len(), m.modified().ok()?))
+    }
+}
+
 struct CompileCache {
     dir: Option<PathBuf>,
     engine_hash: String,
     memory: Mutex<HashMap<[u8; 32], Arc<Image>>>,
+    /// The digest of each image file seen, with the stamp it had.
+    paths: Mutex<HashMap<PathBuf, (FileStamp, [u8; 32])>>,
     compiled: AtomicU64,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
@@ -491,6 +525,23 @@ impl CompileCache {
             disk_hits: self.disk_hits.load(Ordering::Relaxed),
             disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
         }
+    }
+
+    /// The image of an unchanged file already loaded.
+    fn by_path(&self, path: &Path) -> Option<Arc<Image>> {
+        let (stamp, digest) = *self
+            .paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)?;
+        if FileStamp::of(path)? != stamp {
+            return None;
+        }
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned()
     }
 
     fn file(&self, hex: &str) -> Option<PathBuf> {

@@ -92,7 +92,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Where pods keep their volumes and logs
     /// (`<state_dir>/pods/<namespace>_<name>_<uid>/`). `None`: a temporary
-    /// directory removed when the runtime is dropped.
+    /// directory, on tmpfs (`/dev/shm`) where there is one, removed when the
+    /// runtime is dropped.
     pub state_dir: Option<PathBuf>,
     /// Multiplies every Kubernetes duration (back-off, deadlines), so that
     /// tests can run Kubernetes timings in milliseconds. 1.0 is real time.
@@ -215,11 +216,20 @@ impl Runtime {
         let (state_dir, temp) = match &config.state_dir {
             Some(d) => (d.clone(), None),
             None => {
+                // Volatile state belongs in memory when the system has a
+                // tmpfs for it (pod start creates a few folders and files).
+                let shm = std::path::Path::new("/dev/shm");
+                let base = if shm.is_dir() {
+                    shm.to_path_buf()
+                } else {
+                    std::env::temp_dir()
+                };
                 let t = tempfile::Builder::new()
                     .prefix("wasipod-")
-                    .tempdir()
+                    .tempdir_in(&base)
+                    .or_else(|_| tempfile::Builder::new().prefix("wasipod-").tempdir())
                     .map_err(|e| RuntimeError::Io {
-                        path: std::env::temp_dir(),
+                        path: base.clone(),
                         source: e,
                     })?;
                 (t.path().to_path_buf(), Some(t))
@@ -295,14 +305,26 @@ impl Runtime {
             .chain(&spec.containers)
             .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
             .collect();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let load_all = move || {
             wanted
                 .into_iter()
                 .map(|(path, field)| engine.load(&path, &field))
                 .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| RuntimeError::Engine(format!("image loader: {e}")))??;
+        };
+        let paths: Vec<PathBuf> = spec
+            .init_containers
+            .iter()
+            .chain(&spec.containers)
+            .map(|c| c.image_path.clone())
+            .collect();
+        let loaded = if self.inner.engine.all_loaded(&paths) {
+            load_all()?
+        } else {
+            // Compiling takes a while: off the async threads.
+            tokio::task::spawn_blocking(load_all)
+                .await
+                .map_err(|e| RuntimeError::Engine(format!("image loader: {e}")))??
+        };
 
         let dir = self
             .inner

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+
+mod bench;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasipod::{EventType, PodObject, PodPhase, PodSpec, Runtime, RuntimeConfig, Stream};
 
@@ -64,6 +66,30 @@ enum Command {
             value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT"
         )]
         publish: Vec<String>,
+    },
+    /// Measure pod cold start on this machine: create N pods from a manifest
+    /// and report percentiles of each step.
+    #[command(
+        after_help = "Examples:\n  wasipod bench sample-modules/pods/bench/hello-p1.yaml\n  wasipod bench sample-modules/pods/bench/three-containers.yaml --count 500 --concurrency 4 -o json"
+    )]
+    Bench {
+        /// The manifest (pods get unique names).
+        manifest: PathBuf,
+        /// Pods to measure.
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        count: usize,
+        /// Pods in flight at once.
+        #[arg(short, long, default_value_t = 1)]
+        concurrency: usize,
+        /// Unmeasured pods first.
+        #[arg(short, long, default_value_t = 50)]
+        warmup: usize,
+        /// Print the report as JSON or YAML.
+        #[arg(short, long, value_enum)]
+        output: Option<Format>,
+        /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
+        #[arg(long, env = "WASIPOD_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Check a manifest without running it: errors and ignored fields.
     #[command(after_help = "Example:\n  wasipod validate pod.yaml")]
@@ -163,6 +189,35 @@ fn main() -> ExitCode {
             }))
         }
         Command::Validate { manifest } => validate(&manifest),
+        Command::Bench {
+            manifest,
+            count,
+            concurrency,
+            warmup,
+            output,
+            cache_dir,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async {
+                let report = bench::bench(bench::BenchArgs {
+                    manifest,
+                    count,
+                    concurrency,
+                    warmup,
+                    cache_dir,
+                })
+                .await?;
+                match output {
+                    Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&report)?),
+                    Some(Format::Yaml) => print!("{}", serde_yaml_ng::to_string(&report)?),
+                    None => bench::print(&report),
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
         Command::Logs {
             pod,
             container,

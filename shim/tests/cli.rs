@@ -264,3 +264,59 @@ fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
         std::fs::remove_dir_all(pod_dir).unwrap();
     }
 }
+
+#[test]
+fn bench_reports_every_measure_as_json() {
+    let env = Env::new();
+    let manifest = wasipod_samples::pods_dir().join("bench/hello-p1.yaml");
+    let out = env.run(&[
+        "bench",
+        manifest.to_str().unwrap(),
+        "--count",
+        "20",
+        "--warmup",
+        "2",
+        "--concurrency",
+        "2",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pods"], 20);
+    assert_eq!(report["concurrency"], 2);
+    assert_eq!(
+        report["compile"]["compiled"], 1,
+        "a fresh cache compiles the one image, outside the figures"
+    );
+    for measure in ["created", "started", "succeeded", "deleted"] {
+        let m = &report[measure];
+        assert_eq!(m["count"], 20, "{measure}: {m}");
+        let (p50, p99, max) = (
+            m["p50_us"].as_f64().unwrap(),
+            m["p99_us"].as_f64().unwrap(),
+            m["max_us"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{measure}: {m}");
+    }
+    assert!(report["ready"].is_null(), "no readiness probe in this pod");
+    assert!(report["pods_per_second"].as_f64().unwrap() > 0.0);
+    // The second run finds the image in the disk cache.
+    let out = env.run(&[
+        "bench",
+        manifest.to_str().unwrap(),
+        "--count",
+        "5",
+        "--warmup",
+        "0",
+    ]);
+    let text = text(&out.stdout);
+    assert!(
+        text.contains("compile: cached (1 image(s) from the disk cache"),
+        "{text}"
+    );
+    assert!(
+        text.contains("succeeded") && text.contains("pods/s"),
+        "{text}"
+    );
+}
