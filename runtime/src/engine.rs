@@ -90,6 +90,8 @@ struct MemoryLimiter {
     limit: Option<u64>,
     used: u64,
     exceeded: Option<u64>,
+    /// With the pooling allocator, a slot's memory size caps every guest.
+    slot_cap: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -110,9 +112,8 @@ impl ResourceLimiter for MemoryLimiter {
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let after = self.used - current as u64 + desired as u64;
-        if let Some(limit) = self.limit
-            && after > limit
-        {
+        let slot_full = self.slot_cap.is_some_and(|cap| desired as u64 > cap);
+        if slot_full || self.limit.is_some_and(|limit| after > limit) {
             self.exceeded = Some(after);
             return Err(wasmtime::Error::new(OomKill));
         }
@@ -127,6 +128,26 @@ impl ResourceLimiter for MemoryLimiter {
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 10_000_000)
+    }
+}
+
+/// The pooling instance allocator's size (see [`crate::RuntimeConfig::pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Guests (containers, exec probes and hooks) that can run at once;
+    /// past that a container fails to start with `StartError`.
+    pub slots: u32,
+    /// The largest linear memory a guest may have; a container's
+    /// `limits.memory` may not exceed it.
+    pub max_memory: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            slots: 1000,
+            max_memory: 256 << 20,
+        }
     }
 }
 
@@ -153,6 +174,7 @@ pub(crate) struct GuestConfig {
 /// The engine shared by every pod of a runtime.
 pub(crate) struct Engine {
     engine: wasmtime::Engine,
+    pool: Option<PoolConfig>,
     p1: Linker<P1State>,
     p2: wasmtime::component::Linker<P2State>,
     cache: CompileCache,
@@ -166,9 +188,28 @@ impl Drop for Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(cache_dir: Option<PathBuf>, tick: Duration) -> Result<Self, RuntimeError> {
+    pub(crate) fn new(
+        cache_dir: Option<PathBuf>,
+        tick: Duration,
+        pool: Option<PoolConfig>,
+    ) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if let Some(p) = pool {
+            // One reservation for every slot: instantiation takes a slot
+            // instead of mapping memory, and no per-instance mappings pile
+            // up (an on-demand instance costs several, against the kernel's
+            // vm.max_map_count).
+            let mut pc = wasmtime::PoolingAllocationConfig::default();
+            pc.total_component_instances(p.slots)
+                .total_core_instances(p.slots.saturating_mul(8))
+                .total_memories(p.slots.saturating_mul(2))
+                .total_tables(p.slots.saturating_mul(8))
+                .total_stacks(p.slots)
+                .max_memory_size(usize::try_from(p.max_memory).unwrap_or(usize::MAX));
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pc));
+            config.memory_reservation(p.max_memory);
+        }
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
@@ -233,6 +274,7 @@ impl Engine {
 
         Ok(Self {
             engine,
+            pool,
             p1,
             p2,
             cache,
@@ -242,6 +284,10 @@ impl Engine {
 
     pub(crate) fn stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    pub(crate) fn pool(&self) -> Option<PoolConfig> {
+        self.pool
     }
 
     /// Whether every one of these files is loaded and unchanged (then
@@ -368,6 +414,7 @@ impl Engine {
             limit: cfg.memory_limit,
             used: 0,
             exceeded: None,
+            slot_cap: self.pool.map(|p| p.max_memory),
         };
         let (result, exceeded) = match &image.prepared {
             Prepared::P1(pre) => {
@@ -382,7 +429,10 @@ impl Engine {
                 store.set_epoch_deadline(1);
                 store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
                 let result = async {
-                    let instance = pre.instantiate_async(&mut store).await?;
+                    let instance = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| e.context(StartFailed))?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await
                 }
@@ -403,7 +453,10 @@ impl Engine {
                 store.set_epoch_deadline(1);
                 store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
                 let result = async {
-                    let command = pre.instantiate_async(&mut store).await?;
+                    let command = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| e.context(StartFailed))?;
                     match command.wasi_cli_run().call_run(&mut store).await? {
                         Ok(()) => Ok(()),
                         Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
@@ -446,6 +499,13 @@ fn classify(result: wasmtime::Result<()>, exceeded: Option<u64>, limit: Option<u
             )),
         };
     }
+    if err.downcast_ref::<StartFailed>().is_some() && err.downcast_ref::<Trap>().is_none() {
+        return Exit {
+            code: 128,
+            reason: ExitReason::StartError,
+            message: Some(format!("{err:#}")),
+        };
+    }
     let detail = format!("{err:?}");
     let detail: String = detail.chars().take(4096).collect();
     match err.downcast_ref::<Trap>() {
@@ -465,6 +525,18 @@ fn classify(result: wasmtime::Result<()>, exceeded: Option<u64>, limit: Option<u
         },
     }
 }
+
+/// Marks an error raised while instantiating (before the guest ran).
+#[derive(Debug)]
+struct StartFailed;
+
+impl std::fmt::Display for StartFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not start the guest (no free slot in the instance pool, or instantiation failed)")
+    }
+}
+
+impl std::error::Error for StartFailed {}
 
 #[derive(Clone, Copy)]
 enum WasmKind {

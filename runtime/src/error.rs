@@ -177,6 +177,14 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
+    /// A resource the pod asks for is beyond what this runtime offers.
+    #[error("{field}: {message}")]
+    Limit {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
     /// A published port could not be opened on the host.
     #[error("{source_field}: cannot listen on {address}: {message}")]
     Publish {

@@ -75,7 +75,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use engine::{CacheOrigin, CacheStats};
+pub use engine::{CacheOrigin, CacheStats, PoolConfig};
 pub use error::{FieldError, ManifestError, RuntimeError};
 pub use log::{LogLine, Stream};
 pub use pod::{PodSpec, RestartPolicy};
@@ -113,6 +113,9 @@ pub struct RuntimeConfig {
     pub pod_cidr: String,
     /// Per-pod network limits (sockets, buffered bytes, backlog).
     pub net_limits: net::NetLimits,
+    /// The pooling instance allocator (faster starts, dense idle pods), or
+    /// `None` for on-demand allocation (no fixed number of slots).
+    pub pool: Option<PoolConfig>,
 }
 
 impl Default for RuntimeConfig {
@@ -128,6 +131,7 @@ impl Default for RuntimeConfig {
             log_max_bytes: 10 << 20,
             pod_cidr: "10.88.0.0/16".into(),
             net_limits: net::NetLimits::default(),
+            pool: None,
         }
     }
 }
@@ -242,6 +246,7 @@ impl Runtime {
         let engine = Arc::new(engine::Engine::new(
             config.cache_dir.clone(),
             config.epoch_tick,
+            config.pool,
         )?);
         let network = net::Network::new(&config.pod_cidr, config.net_limits)?;
         Ok(Self {
@@ -296,6 +301,21 @@ impl Runtime {
                 namespace: spec.namespace,
                 name: spec.name,
             });
+        }
+        if let Some(pool) = self.inner.engine.pool() {
+            for c in spec.init_containers.iter().chain(&spec.containers) {
+                if let Some(limit) = c.memory_limit
+                    && limit > pool.max_memory
+                {
+                    return Err(RuntimeError::Limit {
+                        field: format!("{}.resources.limits[memory]", c.field),
+                        message: format!(
+                            "{limit} bytes exceed the instance pool's memory slot of {} bytes (RuntimeConfig::pool.max_memory)",
+                            pool.max_memory
+                        ),
+                    });
+                }
+            }
         }
         // Images: compiled off the async threads (a large guest takes a second).
         let engine = self.inner.engine.clone();

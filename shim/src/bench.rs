@@ -27,6 +27,11 @@ pub struct BenchArgs {
     pub concurrency: usize,
     pub warmup: usize,
     pub cache_dir: Option<PathBuf>,
+    /// Keep every pod running until all have started, then report the
+    /// resident memory per pod, then delete them all.
+    pub hold: bool,
+    /// Use on-demand instance allocation instead of the pooling allocator.
+    pub no_pool: bool,
 }
 
 /// Percentiles of one measure, in microseconds.
@@ -81,6 +86,10 @@ pub struct Report {
     pub pods_per_second: f64,
     pub peak_rss_bytes: Option<u64>,
     pub compile: Compile,
+    /// With --hold: resident memory added per running pod.
+    pub bytes_per_pod: Option<f64>,
+    /// Instance slots of the pooling allocator (absent: on-demand).
+    pub pool_slots: Option<u32>,
     pub created: Option<Summary>,
     pub started: Option<Summary>,
     pub ready: Option<Summary>,
@@ -102,8 +111,30 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
         bail!("--count and --concurrency must be at least 1");
     }
     let spec = PodSpec::from_file(&args.manifest)?;
+    // The pooling allocator, with a slot for every guest that can run at
+    // once (each container, plus one for a probe or hook).
+    let per_pod = (spec.init_containers.len() + spec.containers.len()) as u32 + 1;
+    let in_flight = if args.hold {
+        args.count
+    } else {
+        args.concurrency
+    } as u32;
+    let largest = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .filter_map(|c| c.memory_limit)
+        .max();
+    let pool = (!args.no_pool).then(|| wasipod::PoolConfig {
+        slots: in_flight.saturating_mul(per_pod).saturating_add(16).max(64),
+        max_memory: largest.unwrap_or(0).max(128 << 20),
+    });
     let config = RuntimeConfig {
-        cache_dir: args.cache_dir.clone().or_else(RuntimeConfig::default_cache_dir),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .or_else(RuntimeConfig::default_cache_dir),
+        pool,
         ..RuntimeConfig::default()
     };
     // Bench pods keep nothing: a temporary state folder, removed at the end.
@@ -128,6 +159,9 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
         one(&runtime, &spec, "warmup", i).await?;
     }
 
+    if args.hold {
+        return hold(&args, &runtime, &spec, compile).await;
+    }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now();
@@ -156,6 +190,8 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
         pods_per_second: args.count as f64 / wall.as_secs_f64(),
         peak_rss_bytes: peak_rss(),
         compile,
+        bytes_per_pod: None,
+        pool_slots: runtime.config().pool.map(|p| p.slots),
         created: pick(|s| s.created),
         started: pick(|s| s.started),
         ready: pick(|s| s.ready),
@@ -232,10 +268,102 @@ async fn one(runtime: &Runtime, spec: &PodSpec, tag: &str, i: usize) -> Result<S
     Ok(sample)
 }
 
+/// Whether a container of the pod could not start or keeps failing: the
+/// bench stops rather than wait for it.
+fn failing(s: &wasipod::PodStatus) -> Option<String> {
+    s.init_container_statuses
+        .iter()
+        .chain(&s.container_statuses)
+        .find_map(|c| match &c.state {
+            wasipod::ContainerState::Waiting(w) if w.reason == "CrashLoopBackOff" => Some(format!(
+                "container {} is in CrashLoopBackOff: {:?}",
+                c.name,
+                c.last_state
+                    .as_ref()
+                    .and_then(|l| l.terminated())
+                    .and_then(|t| t.message.clone())
+            )),
+            _ => None,
+        })
+}
+
+/// `--hold`: all pods up at once, memory per pod, then all deleted.
+async fn hold(
+    args: &BenchArgs,
+    runtime: &Runtime,
+    spec: &Arc<PodSpec>,
+    compile: Compile,
+) -> Result<Report> {
+    let all: Vec<String> = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .map(|c| c.name.clone())
+        .collect();
+    let rss_before = proc_status("VmRSS:");
+    let start = Instant::now();
+    let mut pods = Vec::with_capacity(args.count);
+    let mut started = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let t0 = Instant::now();
+        let pod = runtime
+            .create_pod(spec.renamed(&format!("{}-hold-{i}", spec.name)))
+            .await?;
+        let mut status = pod.watch();
+        let s = status
+            .wait_for(|s| {
+                all.iter()
+                    .all(|n| s.container(n).is_some_and(|c| c.started == Some(true)))
+                    || s.phase.is_terminal()
+                    || failing(s).is_some()
+            })
+            .await?
+            .clone();
+        if let Some(why) = failing(&s) {
+            bail!("pod {} of {}: {why}", i + 1, args.count);
+        }
+        started.push(t0.elapsed());
+        pods.push(pod);
+    }
+    let wall = start.elapsed();
+    // Let every guest reach its blocking call.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_after = proc_status("VmRSS:");
+    let mut deleted = Vec::with_capacity(pods.len());
+    for pod in pods {
+        let d = Instant::now();
+        pod.delete(None).await;
+        deleted.push(d.elapsed());
+    }
+    Ok(Report {
+        manifest: args.manifest.display().to_string(),
+        pods: args.count,
+        concurrency: 1,
+        warmup: args.warmup,
+        wall_seconds: wall.as_secs_f64(),
+        pods_per_second: args.count as f64 / wall.as_secs_f64(),
+        peak_rss_bytes: peak_rss(),
+        compile,
+        bytes_per_pod: rss_before
+            .zip(rss_after)
+            .map(|(b, a)| a.saturating_sub(b) as f64 / args.count as f64),
+        pool_slots: runtime.config().pool.map(|p| p.slots),
+        created: None,
+        started: Summary::of(started),
+        ready: None,
+        succeeded: None,
+        deleted: Summary::of(deleted),
+    })
+}
+
 /// Peak resident memory of this process (VmHWM), where /proc has it.
 fn peak_rss() -> Option<u64> {
+    proc_status("VmHWM:")
+}
+
+fn proc_status(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -292,5 +420,12 @@ pub fn print(report: &Report) {
     );
     if let Some(rss) = report.peak_rss_bytes {
         println!("peak memory: {:.1} MiB", rss as f64 / (1 << 20) as f64);
+    }
+    if let Some(b) = report.bytes_per_pod {
+        println!(
+            "memory per running pod: {:.1} KiB ({} pods held at once)",
+            b / 1024.0,
+            report.pods
+        );
     }
 }

@@ -90,6 +90,13 @@ enum Command {
         /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
         #[arg(long, env = "WASIPOD_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
+        /// Keep all pods running at once and report the memory per pod
+        /// (for pods that run on, such as servers).
+        #[arg(long)]
+        hold: bool,
+        /// Allocate instances on demand instead of from a pool.
+        #[arg(long)]
+        no_pool: bool,
     },
     /// Check a manifest without running it: errors and ignored fields.
     #[command(after_help = "Example:\n  wasipod validate pod.yaml")]
@@ -196,6 +203,8 @@ fn main() -> ExitCode {
             warmup,
             output,
             cache_dir,
+            hold,
+            no_pool,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -208,6 +217,8 @@ fn main() -> ExitCode {
                     concurrency,
                     warmup,
                     cache_dir,
+                    hold,
+                    no_pool,
                 })
                 .await?;
                 match output {

@@ -393,3 +393,61 @@ async fn a_broken_image_is_refused_at_creation_naming_the_field() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[tokio::test]
+async fn the_pooling_allocator_reports_a_full_pool_and_caps_memory() {
+    let f = Fixture::with(|mut c| {
+        c.pool = Some(wasipod::PoolConfig {
+            slots: 1,
+            max_memory: 64 << 20,
+        });
+        c
+    });
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: pooled}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: a, image: toolbox-p2.wasm, args: [sleep, '600000']}\n  - {name: b, image: toolbox-p2.wasm, args: [sleep, '600000']}\n")
+        .await;
+    let s = w
+        .until("one container could not get a slot", |s| {
+            s.container_statuses.iter().any(|c| {
+                c.state
+                    .terminated()
+                    .is_some_and(|t| t.reason == "StartError")
+            })
+        })
+        .await;
+    let failed = s
+        .container_statuses
+        .iter()
+        .find_map(|c| c.state.terminated())
+        .unwrap()
+        .clone();
+    assert_eq!(failed.exit_code, 128);
+    let message = failed.message.unwrap();
+    assert!(
+        message.contains("could not start the guest") && message.contains("limit"),
+        "{message}"
+    );
+    assert!(
+        s.container_statuses.iter().any(|c| c.state.is_running()),
+        "the other one has the slot"
+    );
+    w.pod.delete(Some(std::time::Duration::ZERO)).await;
+
+    // A slot holds 64 MiB: asking for more is refused at creation, and
+    // growing past it is an OOM kill.
+    let err = f
+        .runtime
+        .create_pod(f.spec("apiVersion: v1\nkind: Pod\nmetadata: {name: big}\nspec:\n  containers:\n  - {name: a, image: toolbox-p1.wasm, resources: {limits: {memory: 1Gi}}}\n"))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with("spec.containers[0].resources.limits[memory]: 1073741824 bytes exceed the instance pool's memory slot"), "{err}");
+    let (w, _) = f.run("apiVersion: v1\nkind: Pod\nmetadata: {name: grow}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: a, image: toolbox-p1.wasm, args: [alloc, '100']}\n").await;
+    let t = w.terminated("a");
+    assert_eq!(
+        (t.reason.as_str(), t.exit_code),
+        ("OOMKilled", 137),
+        "{t:?}"
+    );
+}
