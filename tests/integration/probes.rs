@@ -404,3 +404,26 @@ async fn readiness_counts_as_failed_until_its_initial_delay_and_tcp_failures_are
     assert_eq!(e.object, "spec.containers{closed}");
     w.pod.delete(Some(Duration::ZERO)).await;
 }
+
+#[tokio::test]
+async fn an_exec_probe_that_outlives_its_timeout_is_killed_and_fails() {
+    let f = fast();
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: slowprobe}\nspec:\n  containers:\n  - name: app\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    readinessProbe: {exec: {command: [toolbox, sleep, '600000']}, timeoutSeconds: 2, periodSeconds: 1}\n")
+        .await;
+    eventually("timed out twice", || {
+        count(
+            &w,
+            "Unhealthy",
+            "Readiness probe failed: timed out after 2s",
+        ) >= 2
+    })
+    .await;
+    let s = w.pod.status();
+    assert!(!s.container("app").unwrap().ready);
+    assert!(
+        s.container("app").unwrap().state.is_running(),
+        "a readiness failure never kills"
+    );
+    w.pod.delete(Some(Duration::ZERO)).await;
+}
