@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use crate::engine::GuestConfig;
 use crate::log::ContainerLog;
 use crate::net::pipe::{PipeReader, PipeWriter};
 use crate::pod::supervisor::{Control, PodShared, terminate_one};
@@ -85,15 +84,11 @@ async fn exec(pod: &PodShared, c: &ContainerSpec, argv: &[String]) -> Result<Str
         .unwrap_or_else(|e| e.into_inner())
         .clone()
         .ok_or("the pod has no sandbox")?;
-    let mut preopens = sandbox.preopens(c).map_err(|e| e.to_string())?;
+    let preopens = sandbox.preopens(c).map_err(|e| e.to_string())?;
+    // The container's own runtime folder, so that an exec sees what the
+    // container sees (a fresh one if the container is not running).
     let run_dir = pod.dir.join("run").join(&c.name);
-    if run_dir.is_dir() {
-        preopens.push(crate::engine::Preopen {
-            host: run_dir,
-            guest: crate::pod::supervisor::RUN_DIR_GUEST.into(),
-            read_only: false,
-        });
-    }
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
     let log_path = pod.dir.join("logs").join(&c.name).join("exec.log");
     let log = ContainerLog::create(
         &log_path,
@@ -102,16 +97,7 @@ async fn exec(pod: &PodShared, c: &ContainerSpec, argv: &[String]) -> Result<Str
         tokio::sync::broadcast::channel(1).0,
     )
     .map_err(|e| e.to_string())?;
-    let (_, env) = c.resolve(&pod.net.ip.to_string());
-    let cfg = GuestConfig {
-        argv: argv.to_vec(),
-        env,
-        working_dir: c.working_dir.clone(),
-        preopens,
-        log,
-        memory_limit: c.memory_limit,
-        net: pod.net.clone(),
-    };
+    let cfg = pod.guest_config(c, Some(argv.to_vec()), preopens, &run_dir, log);
     let exit = pod.engine.run(&pod.image_of(c), cfg).await;
     let output = crate::log::read_log(&log_path).unwrap_or_default();
     let output: String = String::from_utf8_lossy(&output)

@@ -242,13 +242,7 @@ async fn one(runtime: &Runtime, spec: &PodSpec, tag: &str, i: usize) -> Result<S
             bail!("pod {} ended {}: {:?}", pod.name(), s.phase, s.reason);
         }
     } else {
-        let _ = status
-            .wait_for(|s| {
-                all.iter()
-                    .all(|n| s.container(n).is_some_and(|c| c.started == Some(true)))
-                    || s.phase.is_terminal()
-            })
-            .await;
+        wait_started(&pod, &all).await?;
     }
     // Every container's Started event, measured from the create call.
     let events = pod.events();
@@ -287,6 +281,25 @@ fn failing(s: &wasipod::PodStatus) -> Option<String> {
         })
 }
 
+/// Waits until every container has started (or the pod ended); a container
+/// that cannot start fails the bench instead of stalling it.
+async fn wait_started(pod: &wasipod::Pod, all: &[String]) -> Result<()> {
+    let mut status = pod.watch();
+    let s = status
+        .wait_for(|s| {
+            all.iter()
+                .all(|n| s.container(n).is_some_and(|c| c.started == Some(true)))
+                || s.phase.is_terminal()
+                || failing(s).is_some()
+        })
+        .await?
+        .clone();
+    match failing(&s) {
+        Some(why) => bail!("pod {}: {why}", pod.name()),
+        None => Ok(()),
+    }
+}
+
 /// `--hold`: all pods up at once, memory per pod, then all deleted.
 async fn hold(
     args: &BenchArgs,
@@ -309,19 +322,9 @@ async fn hold(
         let pod = runtime
             .create_pod(spec.renamed(&format!("{}-hold-{i}", spec.name)))
             .await?;
-        let mut status = pod.watch();
-        let s = status
-            .wait_for(|s| {
-                all.iter()
-                    .all(|n| s.container(n).is_some_and(|c| c.started == Some(true)))
-                    || s.phase.is_terminal()
-                    || failing(s).is_some()
-            })
-            .await?
-            .clone();
-        if let Some(why) = failing(&s) {
-            bail!("pod {} of {}: {why}", i + 1, args.count);
-        }
+        wait_started(&pod, &all)
+            .await
+            .with_context(|| format!("pod {} of {}", i + 1, args.count))?;
         started.push(t0.elapsed());
         pods.push(pod);
     }

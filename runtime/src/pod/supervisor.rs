@@ -135,6 +135,47 @@ impl Control {
 }
 
 impl PodShared {
+    /// How a guest of container `c` is set up — its run, or an exec probe
+    /// or hook (`argv` replaced): env with `$(VAR)` expanded, `HOSTNAME` and
+    /// the SIGTERM contract's variables; its mounts plus `/run/wasipod`; the
+    /// pod network.
+    pub(crate) fn guest_config(
+        &self,
+        c: &ContainerSpec,
+        argv: Option<Vec<String>>,
+        mut preopens: Vec<crate::engine::Preopen>,
+        run_dir: &std::path::Path,
+        log: ContainerLog,
+    ) -> GuestConfig {
+        let (default_argv, mut env) = c.resolve(&self.net.ip.to_string());
+        // As container runtimes do, HOSTNAME is the pod's hostname unless set.
+        if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+            env.push(("HOSTNAME".into(), self.spec.hostname.clone()));
+        }
+        env.push((
+            "WASIPOD_SIGTERM_HANDLER".into(),
+            format!("{RUN_DIR_GUEST}/{SIGTERM_HANDLER_FILE}"),
+        ));
+        env.push((
+            "WASIPOD_TERMINATION_FILE".into(),
+            format!("{RUN_DIR_GUEST}/{TERMINATION_FILE}"),
+        ));
+        preopens.push(crate::engine::Preopen {
+            host: run_dir.to_path_buf(),
+            guest: RUN_DIR_GUEST.into(),
+            read_only: false,
+        });
+        GuestConfig {
+            argv: argv.unwrap_or(default_argv),
+            env,
+            working_dir: c.working_dir.clone(),
+            preopens,
+            log,
+            memory_limit: c.memory_limit,
+            net: self.net.clone(),
+        }
+    }
+
     /// Sets `started` / `ready` of a container (probe results).
     pub(crate) fn set_probe_state(
         &self,
@@ -484,25 +525,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
     );
     let id = format!("wasipod://{}/{}/{restart}", pod.spec.uid, c.name);
 
-    let (argv, mut env) = c.resolve(&pod.net.ip.to_string());
-    // As container runtimes do, HOSTNAME is the pod's hostname unless set.
-    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
-        env.push(("HOSTNAME".into(), pod.spec.hostname.clone()));
-    }
-    env.push((
-        "WASIPOD_SIGTERM_HANDLER".into(),
-        format!("{RUN_DIR_GUEST}/{SIGTERM_HANDLER_FILE}"),
-    ));
-    env.push((
-        "WASIPOD_TERMINATION_FILE".into(),
-        format!("{RUN_DIR_GUEST}/{TERMINATION_FILE}"),
-    ));
-    let mut preopens = preopens;
-    preopens.push(crate::engine::Preopen {
-        host: run_dir.clone(),
-        guest: RUN_DIR_GUEST.into(),
-        read_only: false,
-    });
+    let cfg = pod.guest_config(c, None, preopens, &run_dir, log);
     let control = Arc::new(Control {
         kill: watch::channel(None).0,
         exited: CancellationToken::new(),
@@ -512,15 +535,6 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(c.name.clone(), control.clone());
-    let cfg = GuestConfig {
-        argv,
-        env,
-        working_dir: c.working_dir.clone(),
-        preopens,
-        log,
-        memory_limit: c.memory_limit,
-        net: pod.net.clone(),
-    };
     let exit = supervise_run(pod, c, &image, cfg, &control, id).await;
     pod.controls
         .lock()
