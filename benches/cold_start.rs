@@ -5,13 +5,16 @@
 //!
 //! `cargo bench --bench cold_start`
 
+mod common;
+use common::Guest;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasipod::{PodPhase, PodSpec, Runtime, RuntimeConfig};
 use wasmtime::{Config, Engine, Linker, Module, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 fn pods(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -66,21 +69,9 @@ fn pods(c: &mut Criterion) {
         })
     });
 
-    struct P2 {
-        ctx: WasiCtx,
-        table: ResourceTable,
-    }
-    impl WasiView for P2 {
-        fn ctx(&mut self) -> WasiCtxView<'_> {
-            WasiCtxView {
-                ctx: &mut self.ctx,
-                table: &mut self.table,
-            }
-        }
-    }
     let component =
         wasmtime::component::Component::from_file(&engine, wasipod_samples::HELLO_P2).unwrap();
-    let mut linker = wasmtime::component::Linker::<P2>::new(&engine);
+    let mut linker = wasmtime::component::Linker::<Guest>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     let pre = CommandPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     group.bench_function("baseline_hello_p2", |b| {
@@ -90,13 +81,7 @@ fn pods(c: &mut Criterion) {
                     .arg("hello")
                     .stdout(MemoryOutputPipe::new(4096))
                     .build();
-                let mut store = Store::new(
-                    &engine,
-                    P2 {
-                        ctx,
-                        table: ResourceTable::new(),
-                    },
-                );
+                let mut store = Store::new(&engine, Guest::new(ctx));
                 store.set_epoch_deadline(1);
                 store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
                 let command = pre.instantiate_async(&mut store).await.unwrap();

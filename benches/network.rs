@@ -15,30 +15,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod common;
+use common::Guest;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wasipod::{PodPhase, PodSpec, Runtime, RuntimeConfig};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 const MIB: u64 = 64;
 const ROUND_TRIPS: u64 = 2000;
-
-struct Guest {
-    ctx: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Guest {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
 
 /// The same guests on real host sockets (wasmtime-wasi's implementation).
 struct RealSockets {
@@ -77,13 +66,7 @@ impl RealSockets {
                 Box::pin(async move { addr.ip().is_loopback() || addr.ip().is_unspecified() })
             })
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            Guest {
-                ctx,
-                table: ResourceTable::new(),
-            },
-        );
+        let mut store = Store::new(&self.engine, Guest::new(ctx));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         let command = self.pre.instantiate_async(&mut store).await.unwrap();

@@ -290,10 +290,17 @@ impl Engine {
         self.pool
     }
 
-    /// Whether every one of these files is loaded and unchanged (then
-    /// loading them needs no blocking thread).
-    pub(crate) fn all_loaded(&self, paths: &[PathBuf]) -> bool {
-        paths.iter().all(|p| self.cache.by_path(p).is_some())
+    /// The images of these files when every one is loaded and unchanged
+    /// (then nothing needs a blocking thread); counted as memory hits.
+    pub(crate) fn loaded(&self, paths: &[&Path]) -> Option<Vec<Arc<Image>>> {
+        let images = paths
+            .iter()
+            .map(|p| self.cache.by_path(p))
+            .collect::<Option<Vec<_>>>()?;
+        self.cache
+            .memory_hits
+            .fetch_add(images.len() as u64, Ordering::Relaxed);
+        Some(images)
     }
 
     /// Loads an image: from memory, from the disk cache, or by compiling it.

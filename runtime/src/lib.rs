@@ -317,33 +317,36 @@ impl Runtime {
                 }
             }
         }
-        // Images: compiled off the async threads (a large guest takes a second).
-        let engine = self.inner.engine.clone();
-        let wanted: Vec<(PathBuf, String)> = spec
+        // Images: from memory when all are loaded and unchanged; otherwise
+        // off the async threads (compiling a large guest takes a second).
+        let paths: Vec<&Path> = spec
             .init_containers
             .iter()
             .chain(&spec.containers)
-            .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
+            .map(|c| c.image_path.as_path())
             .collect();
-        let load_all = move || {
-            wanted
+        let loaded = match self.inner.engine.loaded(&paths) {
+            Some(images) => images
                 .into_iter()
-                .map(|(path, field)| engine.load(&path, &field))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let paths: Vec<PathBuf> = spec
-            .init_containers
-            .iter()
-            .chain(&spec.containers)
-            .map(|c| c.image_path.clone())
-            .collect();
-        let loaded = if self.inner.engine.all_loaded(&paths) {
-            load_all()?
-        } else {
-            // Compiling takes a while: off the async threads.
-            tokio::task::spawn_blocking(load_all)
+                .map(|i| (i, CacheOrigin::Memory, Duration::ZERO))
+                .collect(),
+            None => {
+                let engine = self.inner.engine.clone();
+                let wanted: Vec<(PathBuf, String)> = spec
+                    .init_containers
+                    .iter()
+                    .chain(&spec.containers)
+                    .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
+                    .collect();
+                tokio::task::spawn_blocking(move || {
+                    wanted
+                        .into_iter()
+                        .map(|(path, field)| engine.load(&path, &field))
+                        .collect::<Result<Vec<_>, _>>()
+                })
                 .await
                 .map_err(|e| RuntimeError::Engine(format!("image loader: {e}")))??
+            }
         };
 
         let dir = self

@@ -43,7 +43,14 @@ impl Sandbox {
     /// Creates the pod's volumes under `pod_dir`.
     pub(crate) fn prepare(spec: &PodSpec, pod_dir: &Path) -> Result<Self, RuntimeError> {
         let owned = pod_dir.join("volumes");
-        std::fs::create_dir_all(&owned).map_err(|e| io_err("spec.volumes", &owned, e))?;
+        // Only pods with emptyDir/configMap/secret volumes need the folder.
+        if spec
+            .volumes
+            .iter()
+            .any(|v| !matches!(v.source, VolumeSource::HostPath { .. }))
+        {
+            std::fs::create_dir_all(&owned).map_err(|e| io_err("spec.volumes", &owned, e))?;
+        }
         let sandbox = Sandbox {
             roots: Vec::new(),
             owned,

@@ -210,12 +210,7 @@ async fn one(runtime: &Runtime, spec: &PodSpec, tag: &str, i: usize) -> Result<S
         .chain(&spec.init_containers)
         .any(|c| c.readiness_probe.is_some());
     let ends = spec.restart_policy != RestartPolicy::Always;
-    let all: Vec<String> = spec
-        .init_containers
-        .iter()
-        .chain(&spec.containers)
-        .map(|c| c.name.clone())
-        .collect();
+    let all = names(&spec);
     let t0 = Instant::now();
     let wall0 = chrono::Utc::now();
     let pod = runtime.create_pod(spec).await?;
@@ -281,6 +276,15 @@ fn failing(s: &wasipod::PodStatus) -> Option<String> {
         })
 }
 
+/// Every container's name, init containers first.
+fn names(spec: &PodSpec) -> Vec<String> {
+    spec.init_containers
+        .iter()
+        .chain(&spec.containers)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// Waits until every container has started (or the pod ended); a container
 /// that cannot start fails the bench instead of stalling it.
 async fn wait_started(pod: &wasipod::Pod, all: &[String]) -> Result<()> {
@@ -307,12 +311,7 @@ async fn hold(
     spec: &Arc<PodSpec>,
     compile: Compile,
 ) -> Result<Report> {
-    let all: Vec<String> = spec
-        .init_containers
-        .iter()
-        .chain(&spec.containers)
-        .map(|c| c.name.clone())
-        .collect();
+    let all = names(spec);
     let rss_before = proc_status("VmRSS:");
     let start = Instant::now();
     let mut pods = Vec::with_capacity(args.count);

@@ -1,7 +1,9 @@
 //! `http-get HOST:PORT PATH [EVERY_MS COUNT]`: an HTTP/1.1 client on plain
 //! `std::net`, e.g. a sidecar polling its neighbour. Prints
 //! `GET PATH -> STATUS BODY` per request; with EVERY_MS and COUNT it polls
-//! COUNT times. Exits 1 when the last answer was not 2xx or 3xx.
+//! COUNT times. A refused connection is retried for up to 10 s (the
+//! neighbour may still be starting). Exits 1 when the last answer was not
+//! 2xx or 3xx.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -38,7 +40,15 @@ fn main() {
 }
 
 fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
+    let start = std::time::Instant::now();
+    let mut s = loop {
+        match TcpStream::connect(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            other => break other?,
+        }
+    };
     let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
     write!(s, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
