@@ -143,10 +143,13 @@ pub struct PoolConfig {
 }
 
 impl Default for PoolConfig {
+    /// 1000 guests (a node's 110 pods of a few containers each, with room),
+    /// 1 GiB of linear memory each. Each slot reserves address space, not
+    /// memory: about 2 TiB in all, of the 128 TiB a 64-bit process has.
     fn default() -> Self {
         Self {
             slots: 1000,
-            max_memory: 256 << 20,
+            max_memory: 1 << 30,
         }
     }
 }
@@ -169,6 +172,11 @@ pub(crate) struct GuestConfig {
     pub memory_limit: Option<u64>,
     /// The pod's network (wasip2 guests reach it through wasi:sockets).
     pub net: Arc<PodNet>,
+    /// File-system calls of a wasip2 guest run on its own thread instead of
+    /// tokio's blocking pool: for folders the runtime owns (emptyDir,
+    /// configMap, secret, `/run/wasipod`), where each call takes
+    /// microseconds and the hand-off to another thread costs more.
+    pub inline_fs: bool,
 }
 
 /// The engine shared by every pod of a runtime.
@@ -193,25 +201,15 @@ impl Engine {
         tick: Duration,
         pool: Option<PoolConfig>,
     ) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        if let Some(p) = pool {
-            // One reservation for every slot: instantiation takes a slot
-            // instead of mapping memory, and no per-instance mappings pile
-            // up (an on-demand instance costs several, against the kernel's
-            // vm.max_map_count).
-            let mut pc = wasmtime::PoolingAllocationConfig::default();
-            pc.total_component_instances(p.slots)
-                .total_core_instances(p.slots.saturating_mul(8))
-                .total_memories(p.slots.saturating_mul(2))
-                .total_tables(p.slots.saturating_mul(8))
-                .total_stacks(p.slots)
-                .max_memory_size(usize::try_from(p.max_memory).unwrap_or(usize::MAX));
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pc));
-            config.memory_reservation(p.max_memory);
-        }
-        let engine =
-            wasmtime::Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let engine = match pool {
+            // Freed slots keep the pages their guest touched (up to a limit)
+            // and reset them in place, found with the PAGEMAP_SCAN ioctl
+            // (Linux 6.7+): the next guest starts without page faults and no
+            // madvise is needed. Without the ioctl the reset would be a
+            // memset of the whole limit, so that kernel gets the plain pool.
+            Some(p) => Self::config(Some((p, true))).or_else(|_| Self::config(Some((p, false))))?,
+            None => Self::config(None)?,
+        };
 
         let mut p1 = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
@@ -282,12 +280,45 @@ impl Engine {
         })
     }
 
+    /// The wasmtime engine: epoch interruption, and the pooling allocator
+    /// when given (`true`: keep freed pages resident, found by PAGEMAP_SCAN).
+    fn config(pool: Option<(PoolConfig, bool)>) -> Result<wasmtime::Engine, RuntimeError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        if let Some((p, keep_resident)) = pool {
+            // One reservation for every slot: instantiation takes a slot
+            // instead of mapping memory, and no per-instance mappings pile
+            // up (an on-demand instance costs several, against the kernel's
+            // vm.max_map_count).
+            let mut pc = wasmtime::PoolingAllocationConfig::default();
+            pc.total_component_instances(p.slots)
+                .total_core_instances(p.slots.saturating_mul(8))
+                .total_memories(p.slots.saturating_mul(2))
+                .total_tables(p.slots.saturating_mul(8))
+                .total_stacks(p.slots)
+                .max_memory_size(usize::try_from(p.max_memory).unwrap_or(usize::MAX));
+            if keep_resident {
+                pc.pagemap_scan(wasmtime::Enabled::Yes)
+                    .linear_memory_keep_resident(1 << 20)
+                    .table_keep_resident(64 << 10)
+                    .async_stack_keep_resident(64 << 10);
+            }
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pc));
+            config.memory_reservation(p.max_memory);
+        }
+        wasmtime::Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+    }
+
     pub(crate) fn stats(&self) -> CacheStats {
         self.cache.stats()
     }
 
     pub(crate) fn pool(&self) -> Option<PoolConfig> {
         self.pool
+    }
+
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
     }
 
     /// The images of these files when every one is loaded and unchanged
@@ -395,7 +426,13 @@ impl Engine {
             .args(&cfg.argv)
             .envs(&cfg.env)
             .stdout(cfg.log.pipe(Stream::Stdout))
-            .stderr(cfg.log.pipe(Stream::Stderr));
+            .stderr(cfg.log.pipe(Stream::Stderr))
+            // Not for wasip1: wasmtime-wasi then serves a wasip1 sleep with
+            // a blocking thread sleep, which would stall the executor (and
+            // every pod on it) instead of yielding.
+            .allow_blocking_current_thread(
+                cfg.inline_fs && matches!(image.prepared, Prepared::P2(_)),
+            );
         if let Some(wd) = &cfg.working_dir {
             builder.initial_cwd(wd);
         }

@@ -3,17 +3,20 @@
 //! rotated to `.log.1` when it reaches the size limit, so at most two files
 //! per run stay on disk), and complete lines are broadcast to subscribers.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+use crate::fanout::Fanout;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Which standard stream a line came from.
@@ -41,11 +44,81 @@ pub struct LogLine {
 const MAX_LINE: usize = 16 * 1024;
 
 struct Inner {
-    file: File,
+    /// `None` once closed to make room ([`LogFiles`]); reopened to append.
+    file: Option<File>,
     path: PathBuf,
     written: u64,
     max: u64,
     partial: [Vec<u8>; 2],
+    files: Arc<LogFiles>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            self.files.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The log files of a runtime that are open at once: at most `max`. Past
+/// that, the file opened longest ago is closed, and opened again (to
+/// append) at its next write, so that thousands of quiet containers do not
+/// hold thousands of file descriptors.
+pub(crate) struct LogFiles {
+    max: usize,
+    live: AtomicUsize,
+    open: Mutex<VecDeque<Weak<Mutex<Inner>>>>,
+}
+
+impl LogFiles {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            live: AtomicUsize::new(0),
+            open: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Log files open now.
+    #[cfg(test)]
+    fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// `log` has just opened its file (its lock is not held): counts it and
+    /// closes the oldest open ones beyond `max`.
+    fn opened(&self, log: &Arc<Mutex<Inner>>) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let mut victims = Vec::new();
+        {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            open.push_back(Arc::downgrade(log));
+            while self.live.load(Ordering::Relaxed) > self.max + victims.len() {
+                match open.pop_front() {
+                    Some(w) => {
+                        if let Some(inner) = w.upgrade() {
+                            victims.push(inner);
+                        }
+                    }
+                    None => break,
+                }
+            }
+            // Entries of logs gone meanwhile are dropped now and then.
+            if open.len() > 2 * self.max {
+                open.retain(|w| w.strong_count() > 0);
+            }
+        }
+        for inner in victims {
+            if Arc::ptr_eq(&inner, log) {
+                continue;
+            }
+            let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.file.take().is_some() {
+                self.live.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The log of one run of one container.
@@ -53,7 +126,8 @@ struct Inner {
 pub(crate) struct ContainerLog {
     inner: Arc<Mutex<Inner>>,
     container: Arc<str>,
-    lines: broadcast::Sender<LogLine>,
+    lines: Arc<Fanout<LogLine>>,
+    files: Arc<LogFiles>,
 }
 
 impl ContainerLog {
@@ -61,30 +135,45 @@ impl ContainerLog {
         path: &Path,
         max: u64,
         container: &str,
-        lines: broadcast::Sender<LogLine>,
+        lines: Arc<Fanout<LogLine>>,
+        files: &Arc<LogFiles>,
     ) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = File::create(path)?;
+        let file = match File::create(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The container's first run: its folder is made now.
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                File::create(path)?
+            }
+            other => other?,
+        };
+        let inner = Arc::new(Mutex::new(Inner {
+            file: Some(file),
+            path: path.to_path_buf(),
+            written: 0,
+            max: max.max(1024),
+            partial: [Vec::new(), Vec::new()],
+            files: files.clone(),
+        }));
+        files.opened(&inner);
         Ok(Self {
-            inner: Arc::new(Mutex::new(Inner {
-                file,
-                path: path.to_path_buf(),
-                written: 0,
-                max: max.max(1024),
-                partial: [Vec::new(), Vec::new()],
-            })),
+            inner,
             container: container.into(),
             lines,
+            files: files.clone(),
         })
     }
 
     /// Appends guest output.
     pub(crate) fn write(&self, stream: Stream, bytes: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.append(bytes);
-        if self.lines.receiver_count() == 0 {
+        if inner.append(bytes) {
+            drop(inner);
+            self.files.opened(&self.inner);
+            inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        if !self.lines.has_subscribers() {
             return;
         }
         let slot = stream as usize;
@@ -119,11 +208,13 @@ impl ContainerLog {
                 self.emit(stream, &line);
             }
         }
-        let _ = inner.file.flush();
+        if let Some(f) = &mut inner.file {
+            let _ = f.flush();
+        }
     }
 
     fn emit(&self, stream: Stream, line: &[u8]) {
-        let _ = self.lines.send(LogLine {
+        self.lines.send(LogLine {
             container: self.container.to_string(),
             stream,
             line: String::from_utf8_lossy(line).into_owned(),
@@ -139,20 +230,35 @@ impl ContainerLog {
 }
 
 impl Inner {
-    fn append(&mut self, bytes: &[u8]) {
+    /// Appends to the file (reopening it if it was closed to make room);
+    /// `true` when it had to be reopened.
+    fn append(&mut self, bytes: &[u8]) -> bool {
+        let was_open = self.file.is_some();
         if self.written + bytes.len() as u64 > self.max && self.written > 0 {
             let rotated = self.path.with_extension("log.1");
             if std::fs::rename(&self.path, &rotated).is_ok()
                 && let Ok(f) = File::create(&self.path)
             {
-                self.file = f;
+                self.file = Some(f);
                 self.written = 0;
             }
         }
+        if self.file.is_none() {
+            match std::fs::OpenOptions::new().append(true).open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    tracing::warn!(file = %self.path.display(), error = %e, "could not reopen a log file");
+                    return false;
+                }
+            }
+        }
         let take = bytes.len().min(self.max as usize);
-        if self.file.write_all(&bytes[..take]).is_ok() {
+        if let Some(f) = &mut self.file
+            && f.write_all(&bytes[..take]).is_ok()
+        {
             self.written += take as u64;
         }
+        !was_open
     }
 }
 
@@ -228,8 +334,10 @@ mod tests {
     fn bounded_and_line_split() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c/0.log");
-        let (tx, mut rx) = broadcast::channel(64);
-        let log = ContainerLog::create(&path, 1024, "c", tx).unwrap();
+        let fanout = Arc::new(Fanout::new(64));
+        let mut rx = fanout.subscribe();
+        let files = LogFiles::new(8);
+        let log = ContainerLog::create(&path, 1024, "c", fanout, &files).unwrap();
         log.write(Stream::Stdout, b"hel");
         log.write(Stream::Stdout, b"lo\nwor");
         log.write(Stream::Stderr, b"err\n");
@@ -247,5 +355,30 @@ mod tests {
                 .len();
         assert!(on_disk <= 2048, "log kept {on_disk} bytes");
         assert!(read_log(&path).unwrap().ends_with(&[b'x'; 100]));
+    }
+
+    #[test]
+    fn at_most_max_files_stay_open_and_closed_ones_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles::new(2);
+        let fanout = Arc::new(Fanout::new(4));
+        let logs: Vec<ContainerLog> = (0..5)
+            .map(|i| {
+                let path = dir.path().join(format!("{i}.log"));
+                ContainerLog::create(&path, 1 << 20, "c", fanout.clone(), &files).unwrap()
+            })
+            .collect();
+        assert_eq!(files.live(), 2);
+        for (i, log) in logs.iter().enumerate() {
+            log.write(Stream::Stdout, format!("line {i}\n").as_bytes());
+            log.write(Stream::Stdout, b"more\n");
+        }
+        assert_eq!(files.live(), 2);
+        for i in 0..5 {
+            let text = std::fs::read_to_string(dir.path().join(format!("{i}.log"))).unwrap();
+            assert_eq!(text, format!("line {i}\nmore\n"));
+        }
+        drop(logs);
+        assert_eq!(files.live(), 0);
     }
 }

@@ -87,14 +87,15 @@ async fn exec(pod: &PodShared, c: &ContainerSpec, argv: &[String]) -> Result<Str
     let preopens = sandbox.preopens(c).map_err(|e| e.to_string())?;
     // The container's own runtime folder, so that an exec sees what the
     // container sees (a fresh one if the container is not running).
-    let run_dir = pod.dir.join("run").join(&c.name);
+    let run_dir = crate::volume::run_dir(&pod.dir, &c.name);
     std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    let log_path = pod.dir.join("logs").join(&c.name).join("exec.log");
+    let log_path = pod.dir.join(&c.name).join("exec.log");
     let log = ContainerLog::create(
         &log_path,
         64 * 1024,
         &c.name,
-        tokio::sync::broadcast::channel(1).0,
+        std::sync::Arc::new(crate::fanout::Fanout::new(1)),
+        &pod.log_files,
     )
     .map_err(|e| e.to_string())?;
     let cfg = pod.guest_config(c, Some(argv.to_vec()), preopens, &run_dir, log);

@@ -1,11 +1,14 @@
 //! The pod's volumes on the host, and the preopened directories each
 //! container gets from them.
 //!
-//! - `emptyDir`: `<pod dir>/volumes/<name>/`, created with the pod and removed
-//!   when the pod is deleted.
+//! - `emptyDir`: `<pod dir>/.volumes/<name>/`, created with the pod and
+//!   removed when the pod is deleted.
 //! - `hostPath`: the host folder itself (never removed).
 //! - `configMap` / `secret`: the keys written as files under
-//!   `<pod dir>/volumes/<name>/`, always mounted read-only.
+//!   `<pod dir>/.volumes/<name>/`, always mounted read-only.
+//! - each container's `/run/wasipod`: `<pod dir>/<container>/run/`, next to
+//!   the container's logs (a container name cannot begin with a dot, so it
+//!   never meets `.volumes`).
 //!
 //! A guest reaches only its preopens: wasmtime-wasi resolves every path
 //! with cap-std, which refuses `..`, absolute paths and symlinks that lead
@@ -26,10 +29,15 @@ use crate::pod::{ContainerSpec, PodSpec, VolumeSource};
 pub(crate) struct Sandbox {
     /// Host directory of each volume, by index in `spec.volumes`.
     roots: Vec<PathBuf>,
-    /// `<pod dir>/volumes`, removed on cleanup.
+    /// `<pod dir>/.volumes`, removed on cleanup.
     owned: PathBuf,
-    /// `<pod dir>/run`: each container's runtime folder (`/run/wasipod`).
-    run: PathBuf,
+    /// Whether `owned` was made (pods with only hostPath volumes have none).
+    has_owned: bool,
+    /// The pod's folder: `<container>/run` is each container's runtime
+    /// folder (`/run/wasipod`).
+    pod_dir: PathBuf,
+    /// The containers, whose runtime folders `remove` takes away.
+    containers: Vec<String>,
 }
 
 fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
@@ -42,21 +50,32 @@ fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
 impl Sandbox {
     /// Creates the pod's volumes under `pod_dir`.
     pub(crate) fn prepare(spec: &PodSpec, pod_dir: &Path) -> Result<Self, RuntimeError> {
-        let owned = pod_dir.join("volumes");
+        // Every file-system call counts on the start path (a few µs each):
+        // folders are made one level at a time, only those that are needed.
+        let owned = pod_dir.join(".volumes");
         // Only pods with emptyDir/configMap/secret volumes need the folder.
-        if spec
+        let has_owned = spec
             .volumes
             .iter()
-            .any(|v| !matches!(v.source, VolumeSource::HostPath { .. }))
-        {
-            std::fs::create_dir_all(&owned).map_err(|e| io_err("spec.volumes", &owned, e))?;
-        }
+            .any(|v| !matches!(v.source, VolumeSource::HostPath { .. }));
         let sandbox = Sandbox {
             roots: Vec::new(),
             owned,
-            run: pod_dir.join("run"),
+            has_owned: false,
+            pod_dir: pod_dir.to_path_buf(),
+            containers: spec
+                .init_containers
+                .iter()
+                .chain(&spec.containers)
+                .map(|c| c.name.clone())
+                .collect(),
         };
         let mut sandbox = scopeguard(sandbox);
+        if has_owned {
+            std::fs::create_dir(&sandbox.owned)
+                .map_err(|e| io_err("spec.volumes", &sandbox.owned, e))?;
+            sandbox.has_owned = true;
+        }
         for vol in &spec.volumes {
             let root = match &vol.source {
                 VolumeSource::EmptyDir => {
@@ -148,31 +167,72 @@ impl Sandbox {
         Ok(out)
     }
 
-    /// A new, empty runtime folder for a container's next run.
-    pub(crate) fn fresh_run_dir(&self, container: &str) -> Result<PathBuf, RuntimeError> {
-        let dir = self.run.join(container);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| RuntimeError::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::Io {
+    /// A new, empty runtime folder for a container's next run (`first`:
+    /// its first run, when the container's folder does not exist yet).
+    pub(crate) fn fresh_run_dir(
+        &self,
+        container: &str,
+        first: bool,
+    ) -> Result<PathBuf, RuntimeError> {
+        let dir = run_dir(&self.pod_dir, container);
+        let io = |e| RuntimeError::Io {
             path: dir.clone(),
             source: e,
-        })?;
+        };
+        if first {
+            // The container's folder (its logs, run/) is new with the pod.
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir(parent)
+                    .or_else(|e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => Ok(()),
+                        _ => std::fs::create_dir_all(parent),
+                    })
+                    .map_err(io)?;
+            }
+        }
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(io)?;
+            }
+            // A restart: what the last run left is cleared.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_dir_all(&dir).map_err(io)?;
+                std::fs::create_dir(&dir).map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+        }
         Ok(dir)
     }
 
     /// Removes what the pod owns (emptyDirs, configMap/secret files, the
     /// containers' runtime folders); host paths are left alone.
     pub(crate) fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.run);
-        if let Err(e) = std::fs::remove_dir_all(&self.owned)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %self.owned.display(), error = %e, "could not remove the pod's volumes");
+        for c in &self.containers {
+            remove_tree(&run_dir(&self.pod_dir, c));
         }
+        if self.has_owned {
+            remove_tree(&self.owned);
+        }
+    }
+}
+
+/// A container's runtime folder (`/run/wasipod` in the guest).
+pub(crate) fn run_dir(pod_dir: &Path, container: &str) -> PathBuf {
+    pod_dir.join(container).join("run")
+}
+
+/// Removes a folder and what it holds; an empty one (the usual runtime
+/// folder) costs a single call.
+fn remove_tree(dir: &Path) {
+    let result = match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => std::fs::remove_dir_all(dir),
+        other => other,
+    };
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a folder of the pod");
     }
 }
 

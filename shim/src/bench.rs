@@ -32,6 +32,27 @@ pub struct BenchArgs {
     pub hold: bool,
     /// Use on-demand instance allocation instead of the pooling allocator.
     pub no_pool: bool,
+    /// How pods are driven: one single-threaded executor per core, or one
+    /// work-stealing executor for all.
+    pub scheduler: Scheduler,
+    /// Executors of the thread-per-core scheduler (default: one per core,
+    /// at most one per pod in flight).
+    pub threads: Option<usize>,
+    /// Write the latency distribution as an SVG chart.
+    pub plot: Option<PathBuf>,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// How the bench drives its pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheduler {
+    /// One current-thread tokio runtime per core; a pod and whoever waits
+    /// on it stay on one thread (no cross-core wake-ups).
+    ThreadPerCore,
+    /// One multi-threaded (work-stealing) tokio runtime for every pod.
+    MultiThread,
 }
 
 /// Percentiles of one measure, in microseconds.
@@ -82,12 +103,19 @@ pub struct Report {
     pub pods: usize,
     pub concurrency: usize,
     pub warmup: usize,
+    pub scheduler: Scheduler,
+    /// Executor threads that drove the pods.
+    pub threads: usize,
     pub wall_seconds: f64,
     pub pods_per_second: f64,
     pub peak_rss_bytes: Option<u64>,
     pub compile: Compile,
     /// With --hold: resident memory added per running pod.
     pub bytes_per_pod: Option<f64>,
+    /// With --hold: memory mappings and file descriptors added per running
+    /// pod (against `vm.max_map_count` and `ulimit -n`).
+    pub mappings_per_pod: Option<f64>,
+    pub fds_per_pod: Option<f64>,
     /// Instance slots of the pooling allocator (absent: on-demand).
     pub pool_slots: Option<u32>,
     pub created: Option<Summary>,
@@ -106,14 +134,32 @@ struct Sample {
     deleted: Option<Duration>,
 }
 
-pub async fn bench(args: BenchArgs) -> Result<Report> {
-    if args.count == 0 || args.concurrency == 0 {
-        bail!("--count and --concurrency must be at least 1");
+/// Runs the bench: the first pod (compilation, reported apart), the
+/// warm-up, then the measured pods, driven as `args.scheduler` says.
+pub fn bench(args: BenchArgs) -> Result<Report> {
+    if args.count == 0 || args.concurrency == 0 || args.threads == Some(0) {
+        bail!("--count, --concurrency and --threads must be at least 1");
     }
     let spec = PodSpec::from_file(&args.manifest)?;
     // The pooling allocator, with a slot for every guest that can run at
-    // once (each container, plus one for a probe or hook).
-    let per_pod = (spec.init_containers.len() + spec.containers.len()) as u32 + 1;
+    // once: each container, and each exec probe or hook (every slot costs
+    // address space and a few kernel mappings, even unused).
+    let per_pod: u32 = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .map(|c| {
+            let execs = [&c.startup_probe, &c.liveness_probe, &c.readiness_probe]
+                .into_iter()
+                .flatten()
+                .map(|p| &p.action)
+                .chain(c.post_start.iter())
+                .chain(c.pre_stop.iter())
+                .filter(|a| matches!(a, wasipod::pod::Action::Exec(_)))
+                .count();
+            1 + execs as u32
+        })
+        .sum();
     let in_flight = if args.hold {
         args.count
     } else {
@@ -127,7 +173,9 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
         .max();
     let pool = (!args.no_pool).then(|| wasipod::PoolConfig {
         slots: in_flight.saturating_mul(per_pod).saturating_add(16).max(64),
-        max_memory: largest.unwrap_or(0).max(128 << 20),
+        max_memory: largest
+            .unwrap_or(0)
+            .max(wasipod::PoolConfig::default().max_memory),
     });
     let config = RuntimeConfig {
         cache_dir: args
@@ -140,12 +188,34 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
     // Bench pods keep nothing: a temporary state folder, removed at the end.
     let runtime = Runtime::new(config)?;
     let spec = Arc::new(spec);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match (args.scheduler, args.hold) {
+        // Held pods are only counted, not timed: one executor holds them.
+        (Scheduler::ThreadPerCore, true) => 1,
+        (Scheduler::ThreadPerCore, false) => args.threads.unwrap_or(cores).min(args.concurrency),
+        (Scheduler::MultiThread, _) => args.threads.unwrap_or(cores),
+    };
+    let executor = |multi: bool| {
+        if multi {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .context("tokio runtime")
+    };
+    let multi = args.scheduler == Scheduler::MultiThread;
 
-    // Compilation, reported apart.
+    // Compilation, reported apart, then the warm-up.
+    let first = executor(multi)?;
     let before = runtime.cache_stats();
     let t = Instant::now();
-    one(&runtime, &spec, "compile", 0)
-        .await
+    first
+        .block_on(one(&runtime, &spec, "compile", 0))
         .context("the first pod")?;
     let first_load = t.elapsed();
     let after = runtime.cache_stats();
@@ -154,50 +224,193 @@ pub async fn bench(args: BenchArgs) -> Result<Report> {
         disk_hits: after.disk_hits - before.disk_hits,
         first_load_ms: first_load.as_secs_f64() * 1e3,
     };
+    first.block_on(async {
+        for i in 0..args.warmup {
+            one(&runtime, &spec, "warmup", i).await?;
+        }
+        anyhow::Ok(())
+    })?;
 
-    for i in 0..args.warmup {
-        one(&runtime, &spec, "warmup", i).await?;
-    }
-
+    let progress = progress_bar(&args);
     if args.hold {
-        return hold(&args, &runtime, &spec, compile).await;
+        let report = first.block_on(hold(&args, &runtime, &spec, compile, &progress));
+        progress.finish_and_clear();
+        return report;
     }
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
+    drop(first);
+
+    // The measured pods: pod i goes to executor i % threads, each executor
+    // keeping its share of the concurrency in flight.
     let start = Instant::now();
-    for i in 0..args.count {
-        let permit = semaphore.clone().acquire_owned().await?;
-        let (runtime, spec) = (runtime.clone(), spec.clone());
-        tasks.spawn(async move {
-            let sample = one(&runtime, &spec, "bench", i).await;
-            drop(permit);
-            sample
-        });
-    }
-    let mut samples = Vec::with_capacity(args.count);
-    while let Some(s) = tasks.join_next().await {
-        samples.push(s??);
-    }
+    let samples: Vec<Sample> = if multi {
+        let rt = executor(true)?;
+        rt.block_on(drive(
+            runtime.clone(),
+            spec.clone(),
+            (0..args.count).collect(),
+            args.concurrency,
+            progress.clone(),
+        ))?
+    } else {
+        let shards: Vec<std::thread::JoinHandle<Result<Vec<Sample>>>> = (0..threads)
+            .map(|t| {
+                let (runtime, spec, progress) = (runtime.clone(), spec.clone(), progress.clone());
+                let pods: Vec<usize> = (t..args.count).step_by(threads).collect();
+                // This executor's share of the concurrency (the first ones
+                // take the remainder).
+                let share =
+                    args.concurrency / threads + usize::from(t < args.concurrency % threads);
+                let rt = executor(false)?;
+                std::thread::Builder::new()
+                    .name(format!("bench-{t}"))
+                    .spawn(move || rt.block_on(drive(runtime, spec, pods, share, progress)))
+                    .context("bench thread")
+            })
+            .collect::<Result<_>>()?;
+        let mut all = Vec::with_capacity(args.count);
+        for shard in shards {
+            all.extend(
+                shard
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a bench thread panicked"))??,
+            );
+        }
+        all
+    };
     let wall = start.elapsed();
+    progress.finish_and_clear();
     let pick =
-        |f: fn(&Sample) -> Option<Duration>| Summary::of(samples.iter().filter_map(f).collect());
-    Ok(Report {
+        |f: fn(&Sample) -> Option<Duration>| samples.iter().filter_map(f).collect::<Vec<_>>();
+    let report = Report {
         manifest: args.manifest.display().to_string(),
         pods: args.count,
         concurrency: args.concurrency,
         warmup: args.warmup,
+        scheduler: args.scheduler,
+        threads,
         wall_seconds: wall.as_secs_f64(),
         pods_per_second: args.count as f64 / wall.as_secs_f64(),
         peak_rss_bytes: peak_rss(),
         compile,
         bytes_per_pod: None,
+        mappings_per_pod: None,
+        fds_per_pod: None,
         pool_slots: runtime.config().pool.map(|p| p.slots),
-        created: pick(|s| s.created),
-        started: pick(|s| s.started),
-        ready: pick(|s| s.ready),
-        succeeded: pick(|s| s.succeeded),
-        deleted: pick(|s| s.deleted),
-    })
+        created: Summary::of(pick(|s| s.created)),
+        started: Summary::of(pick(|s| s.started)),
+        ready: Summary::of(pick(|s| s.ready)),
+        succeeded: Summary::of(pick(|s| s.succeeded)),
+        deleted: Summary::of(pick(|s| s.deleted)),
+    };
+    if let Some(path) = &args.plot {
+        let series: Vec<(&str, Vec<Duration>)> = [
+            ("created", pick(|s| s.created)),
+            ("started", pick(|s| s.started)),
+            ("ready", pick(|s| s.ready)),
+            ("succeeded", pick(|s| s.succeeded)),
+            ("deleted", pick(|s| s.deleted)),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        plot(path, &report, &series).with_context(|| format!("--plot {}", path.display()))?;
+    }
+    Ok(report)
+}
+
+/// Pods `indices`, `concurrency` at a time, on the current executor.
+async fn drive(
+    runtime: Runtime,
+    spec: Arc<PodSpec>,
+    indices: Vec<usize>,
+    concurrency: usize,
+    progress: indicatif::ProgressBar,
+) -> Result<Vec<Sample>> {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut samples = Vec::with_capacity(indices.len());
+    for i in indices {
+        let permit = semaphore.clone().acquire_owned().await?;
+        let (runtime, spec, progress) = (runtime.clone(), spec.clone(), progress.clone());
+        tasks.spawn(async move {
+            let sample = one(&runtime, &spec, "bench", i).await;
+            drop(permit);
+            progress.inc(1);
+            sample
+        });
+        // Collect as we go, so that a failing pod stops the bench early.
+        while let Some(s) = tasks.try_join_next() {
+            samples.push(s??);
+        }
+    }
+    while let Some(s) = tasks.join_next().await {
+        samples.push(s??);
+    }
+    Ok(samples)
+}
+
+/// A progress bar on stderr (drawn only on a terminal).
+fn progress_bar(args: &BenchArgs) -> indicatif::ProgressBar {
+    if !args.progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(args.count as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} pods  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The latency distribution as an SVG chart: for each measure, the share
+/// of pods (y, percent) that took at most x microseconds (log scale).
+fn plot(path: &std::path::Path, report: &Report, series: &[(&str, Vec<Duration>)]) -> Result<()> {
+    use plotters::prelude::*;
+    let us = |d: &Duration| d.as_secs_f64() * 1e6;
+    let all = series.iter().flat_map(|(_, v)| v.iter().map(us));
+    let (lo, hi) = all.fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    let (lo, hi) = ((lo * 0.8).max(0.1), (hi * 1.25).max(lo * 2.0));
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "{}: {} pods, {} at a time, {:.0} pods/s",
+        report.manifest, report.pods, report.concurrency, report.pods_per_second
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency from create_pod (µs, log scale)")
+        .y_desc("pods (%)")
+        .draw()?;
+    for (i, (name, samples)) in series.iter().enumerate() {
+        let mut xs: Vec<f64> = samples.iter().map(us).collect();
+        xs.sort_by(f64::total_cmp);
+        let n = xs.len() as f64;
+        let points = xs
+            .iter()
+            .enumerate()
+            .map(|(k, x)| (*x, (k + 1) as f64 * 100.0 / n));
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// One pod, created, followed to its end (or to Ready for pods that run on),
@@ -310,9 +523,11 @@ async fn hold(
     runtime: &Runtime,
     spec: &Arc<PodSpec>,
     compile: Compile,
+    progress: &indicatif::ProgressBar,
 ) -> Result<Report> {
     let all = names(spec);
     let rss_before = proc_status("VmRSS:");
+    let (maps_before, fds_before) = (mappings(), fds());
     let start = Instant::now();
     let mut pods = Vec::with_capacity(args.count);
     let mut started = Vec::with_capacity(args.count);
@@ -326,11 +541,18 @@ async fn hold(
             .with_context(|| format!("pod {} of {}", i + 1, args.count))?;
         started.push(t0.elapsed());
         pods.push(pod);
+        progress.inc(1);
     }
     let wall = start.elapsed();
     // Let every guest reach its blocking call.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_after = proc_status("VmRSS:");
+    let (maps_after, fds_after) = (mappings(), fds());
+    let per_pod = |before: Option<u64>, after: Option<u64>| {
+        before
+            .zip(after)
+            .map(|(b, a)| a.saturating_sub(b) as f64 / args.count as f64)
+    };
     let mut deleted = Vec::with_capacity(pods.len());
     for pod in pods {
         let d = Instant::now();
@@ -342,13 +564,15 @@ async fn hold(
         pods: args.count,
         concurrency: 1,
         warmup: args.warmup,
+        scheduler: args.scheduler,
+        threads: 1,
         wall_seconds: wall.as_secs_f64(),
         pods_per_second: args.count as f64 / wall.as_secs_f64(),
         peak_rss_bytes: peak_rss(),
         compile,
-        bytes_per_pod: rss_before
-            .zip(rss_after)
-            .map(|(b, a)| a.saturating_sub(b) as f64 / args.count as f64),
+        bytes_per_pod: per_pod(rss_before, rss_after),
+        mappings_per_pod: per_pod(maps_before, maps_after),
+        fds_per_pod: per_pod(fds_before, fds_after),
         pool_slots: runtime.config().pool.map(|p| p.slots),
         created: None,
         started: Summary::of(started),
@@ -356,6 +580,17 @@ async fn hold(
         succeeded: None,
         deleted: Summary::of(deleted),
     })
+}
+
+/// Memory mappings of this process, where /proc has them.
+fn mappings() -> Option<u64> {
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+/// Open file descriptors of this process, where /proc has them.
+fn fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
 }
 
 /// Peak resident memory of this process (VmHWM), where /proc has it.
@@ -370,24 +605,39 @@ fn proc_status(key: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-pub fn print(report: &Report) {
-    println!(
-        "{}: {} pods, {} at a time (after {} warm-up pods)",
-        report.manifest, report.pods, report.concurrency, report.warmup
+/// The report as text.
+pub fn render(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} pods, {} at a time (after {} warm-up pods), {} on {} thread(s)",
+        report.manifest,
+        report.pods,
+        report.concurrency,
+        report.warmup,
+        match report.scheduler {
+            Scheduler::ThreadPerCore => "thread per core",
+            Scheduler::MultiThread => "multi-thread runtime",
+        },
+        report.threads
     );
     let c = &report.compile;
     if c.compiled > 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "compile: {} image(s) compiled for the first pod in {:.1} ms (not in the figures below)",
             c.compiled, c.first_load_ms
         );
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "compile: cached ({} image(s) from the disk cache; first pod loaded in {:.1} ms)",
             c.disk_hits, c.first_load_ms
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{:<10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "measure", "p50", "p90", "p99", "max", "mean"
     );
@@ -406,7 +656,8 @@ pub fn print(report: &Report) {
                     format!("{us:.0}µs")
                 }
             };
-            println!(
+            let _ = writeln!(
+                out,
                 "{name:<10} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 f(s.p50_us),
                 f(s.p90_us),
@@ -416,18 +667,27 @@ pub fn print(report: &Report) {
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "throughput: {:.0} pods/s ({:.2} s wall)",
         report.pods_per_second, report.wall_seconds
     );
     if let Some(rss) = report.peak_rss_bytes {
-        println!("peak memory: {:.1} MiB", rss as f64 / (1 << 20) as f64);
+        let _ = writeln!(out, "peak memory: {:.1} MiB", rss as f64 / (1 << 20) as f64);
     }
     if let Some(b) = report.bytes_per_pod {
-        println!(
+        let _ = writeln!(
+            out,
             "memory per running pod: {:.1} KiB ({} pods held at once)",
             b / 1024.0,
             report.pods
         );
     }
+    if let (Some(m), Some(f)) = (report.mappings_per_pod, report.fds_per_pod) {
+        let _ = writeln!(
+            out,
+            "per running pod: {m:.1} memory mappings, {f:.2} file descriptors"
+        );
+    }
+    out
 }

@@ -97,6 +97,19 @@ enum Command {
         /// Allocate instances on demand instead of from a pool.
         #[arg(long)]
         no_pool: bool,
+        /// How pods are driven: one single-threaded executor per core (a
+        /// pod and its observer share a thread), or one work-stealing
+        /// runtime for all.
+        #[arg(long, value_enum, default_value = "thread-per-core")]
+        scheduler: bench::Scheduler,
+        /// Executor threads [default: one per core; thread-per-core uses at
+        /// most one per pod in flight].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Write the latency distribution (share of pods under each
+        /// latency, per measure) as an SVG chart.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// Check a manifest without running it: errors and ignored fields.
     #[command(after_help = "Example:\n  wasipod validate pod.yaml")]
@@ -205,30 +218,31 @@ fn main() -> ExitCode {
             cache_dir,
             hold,
             no_pool,
-        } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            rt.block_on(async {
-                let report = bench::bench(bench::BenchArgs {
-                    manifest,
-                    count,
-                    concurrency,
-                    warmup,
-                    cache_dir,
-                    hold,
-                    no_pool,
-                })
-                .await?;
-                match output {
-                    Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&report)?),
-                    Some(Format::Yaml) => print!("{}", serde_yaml_ng::to_string(&report)?),
-                    None => bench::print(&report),
-                }
-                Ok(ExitCode::SUCCESS)
-            })
-        }
+            scheduler,
+            threads,
+            plot,
+        } => (|| {
+            let report = bench::bench(bench::BenchArgs {
+                manifest,
+                count,
+                concurrency,
+                warmup,
+                cache_dir,
+                hold,
+                no_pool,
+                scheduler,
+                threads,
+                plot,
+                progress: output.is_none(),
+            })?;
+            let text = match output {
+                Some(Format::Json) => serde_json::to_string_pretty(&report)? + "\n",
+                Some(Format::Yaml) => serde_yaml_ng::to_string(&report)?,
+                None => bench::render(&report),
+            };
+            print_out(&text)?;
+            Ok(ExitCode::SUCCESS)
+        })(),
         Command::Logs {
             pod,
             container,
@@ -253,6 +267,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 
@@ -556,11 +579,7 @@ fn logs(
     } else {
         current
     };
-    let path = r
-        .dir
-        .join("logs")
-        .join(&c.name)
-        .join(format!("{index}.log"));
+    let path = wasipod::log_file(&r.dir, &c.name, index);
     let mut out = std::io::stdout().lock();
     if let Ok(rotated) = std::fs::read(path.with_extension("log.1")) {
         out.write_all(&rotated)?;

@@ -232,7 +232,7 @@ fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
             .unwrap()
             .path();
         wait_for("the emptyDir is written", || {
-            pod_dir.join("volumes/w/f").exists()
+            pod_dir.join(".volumes/w/f").exists()
         });
         if how == "SIGTERM" {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -249,7 +249,7 @@ fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
         );
         assert!(stderr.contains("Stopping container spinner"), "{stderr}");
         assert!(
-            !pod_dir.join("volumes").exists(),
+            !pod_dir.join(".volumes").exists(),
             "{how}: the emptyDir is removed"
         );
         let json = pod_json(env.state.path()).unwrap();

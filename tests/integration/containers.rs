@@ -158,11 +158,11 @@ async fn shared_empty_dir_carries_bytes_between_containers_and_is_removed_on_del
         .await;
     assert_eq!(status.phase, PodPhase::Succeeded);
     assert_eq!(w.log("reader"), "payload-42");
-    let on_host = w.pod.dir().join("volumes/s/data");
+    let on_host = w.pod.dir().join(".volumes/s/data");
     assert_eq!(std::fs::read(&on_host).unwrap(), b"payload-42");
     w.pod.delete(None).await;
     assert!(!on_host.exists(), "the emptyDir is removed with the pod");
-    assert!(!w.pod.dir().join("volumes").exists());
+    assert!(!w.pod.dir().join(".volumes").exists());
     assert_eq!(
         w.pod.logs("reader", false).unwrap(),
         b"payload-42",

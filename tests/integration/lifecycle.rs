@@ -99,7 +99,7 @@ async fn every_adversarial_guest_is_killed_when_the_grace_period_ends() {
         eventually("handlers declared", || {
             w.pod
                 .dir()
-                .join(format!("run/{name}/sigterm-handler"))
+                .join(format!("{name}/run/sigterm-handler"))
                 .exists()
         })
         .await;
@@ -141,7 +141,7 @@ async fn grace_zero_and_a_second_delete_kill_at_once() {
     // second Ctrl-C), ends it without waiting the hour.
     let w = f.start(yaml).await;
     eventually("handler declared", || {
-        w.pod.dir().join("run/deaf/sigterm-handler").exists()
+        w.pod.dir().join("deaf/run/sigterm-handler").exists()
     })
     .await;
     let first = tokio::spawn({
@@ -149,7 +149,7 @@ async fn grace_zero_and_a_second_delete_kill_at_once() {
         async move { pod.delete(None).await }
     });
     eventually("SIGTERM sent", || {
-        w.pod.dir().join("run/deaf/terminate").exists()
+        w.pod.dir().join("deaf/run/terminate").exists()
     })
     .await;
     let status = w.pod.delete(Some(Duration::ZERO)).await;

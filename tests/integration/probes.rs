@@ -34,7 +34,7 @@ async fn a_failing_exec_liveness_probe_restarts_the_container() {
         .await;
     // Healthy: the probe keeps passing and nothing restarts.
     eventually("a few probes ran", || {
-        std::fs::metadata(w.pod.dir().join("logs/app/exec.log")).is_ok()
+        std::fs::metadata(w.pod.dir().join("app/exec.log")).is_ok()
     })
     .await;
     assert_eq!(count(&w, "Unhealthy", ""), 0);
@@ -232,7 +232,7 @@ async fn pre_stop_runs_before_sigterm() {
         eventually("handler declared", || {
             w.pod
                 .dir()
-                .join(format!("run/{name}/sigterm-handler"))
+                .join(format!("{name}/run/sigterm-handler"))
                 .exists()
         })
         .await;

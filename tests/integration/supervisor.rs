@@ -293,7 +293,7 @@ async fn deleting_stops_every_guest_and_cleans_up() {
             "  - {name: sleeper, image: toolbox-p1.wasm, args: [sleep, '600000'], volumeMounts: [{name: w, mountPath: /w}]}\n  - {name: spinner, image: toolbox-p2.wasm, args: [sh, write /w/started yes; spin], volumeMounts: [{name: w, mountPath: /w}]}\n  - {name: waiter, image: toolbox-p2.wasm, args: [wait-for, /w/never]}\n",
         ))
         .await;
-    let started = w.pod.dir().join("volumes/w/started");
+    let started = w.pod.dir().join(".volumes/w/started");
     w.until("all running", |s| {
         s.container_statuses.iter().all(|c| c.state.is_running())
     })
@@ -312,7 +312,7 @@ async fn deleting_stops_every_guest_and_cleans_up() {
             c.name
         );
     }
-    assert!(!w.pod.dir().join("volumes").exists(), "emptyDir removed");
+    assert!(!w.pod.dir().join(".volumes").exists(), "emptyDir removed");
     let killing = w
         .pod
         .events()

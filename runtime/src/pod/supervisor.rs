@@ -6,12 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeConfig;
 use crate::engine::{Engine, GuestConfig, Image};
+use crate::fanout::Fanout;
 use crate::log::{ContainerLog, LogLine};
 use crate::pod::{ContainerKind, ContainerSpec, PodSpec, RestartPolicy};
 use crate::status::{
@@ -76,8 +77,10 @@ pub(crate) struct PodShared {
     pub dir: std::path::PathBuf,
     pub status: watch::Sender<PodStatus>,
     pub events: Mutex<Vec<Event>>,
-    pub events_tx: broadcast::Sender<Event>,
-    pub logs_tx: broadcast::Sender<LogLine>,
+    pub events_tx: Fanout<Event>,
+    pub logs_tx: Arc<Fanout<LogLine>>,
+    /// The runtime's cap on open log files.
+    pub log_files: Arc<crate::log::LogFiles>,
     pub delete: CancellationToken,
     pub delete_grace: Mutex<Option<Duration>>,
     pub done: watch::Sender<bool>,
@@ -173,6 +176,15 @@ impl PodShared {
             log,
             memory_limit: c.memory_limit,
             net: self.net.clone(),
+            // A host folder may be slow (a network disk) or hold a FIFO whose
+            // open never returns: its calls go to the blocking pool, so that
+            // the executor thread, shared with other pods, never waits on it.
+            inline_fs: !c.mounts.iter().any(|m| {
+                matches!(
+                    self.spec.volumes[m.volume].source,
+                    crate::pod::VolumeSource::HostPath { .. }
+                )
+            }),
         }
     }
 
@@ -212,7 +224,7 @@ impl PodShared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event.clone());
-        let _ = self.events_tx.send(event);
+        self.events_tx.send(event);
     }
 
     /// Changes the status and re-derives phase and conditions.
@@ -485,18 +497,15 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         .container(&c.name)
         .map(|s| s.restart_count + u32::from(s.last_state.is_some()))
         .unwrap_or(0);
-    let log_path = pod
-        .dir
-        .join("logs")
-        .join(&c.name)
-        .join(format!("{restart}.log"));
+    let log_path = crate::log_file(&pod.dir, &c.name, restart);
     let prepared = sandbox.preopens(c).and_then(|preopens| {
-        let run_dir = sandbox.fresh_run_dir(&c.name)?;
+        let run_dir = sandbox.fresh_run_dir(&c.name, restart == 0)?;
         ContainerLog::create(
             &log_path,
             pod.config.log_max_bytes,
             &c.name,
             pod.logs_tx.clone(),
+            &pod.log_files,
         )
         .map(|log| (preopens, log, run_dir))
         .map_err(|e| crate::RuntimeError::Io {
