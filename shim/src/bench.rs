@@ -142,35 +142,14 @@ pub fn bench(args: BenchArgs) -> Result<Report> {
     }
     let spec = PodSpec::from_file(&args.manifest)?;
     // The pooling allocator, with a slot for every guest that can run at
-    // once: each container, and each exec probe or hook (every slot costs
-    // address space and a few kernel mappings, even unused).
-    let per_pod: u32 = spec
-        .init_containers
-        .iter()
-        .chain(&spec.containers)
-        .map(|c| {
-            let execs = [&c.startup_probe, &c.liveness_probe, &c.readiness_probe]
-                .into_iter()
-                .flatten()
-                .map(|p| &p.action)
-                .chain(c.post_start.iter())
-                .chain(c.pre_stop.iter())
-                .filter(|a| matches!(a, wasipod::pod::Action::Exec(_)))
-                .count();
-            1 + execs as u32
-        })
-        .sum();
+    // once (every slot costs address space and kernel mappings, even unused).
+    let per_pod = spec.guest_slots();
     let in_flight = if args.hold {
         args.count
     } else {
         args.concurrency
     } as u32;
-    let largest = spec
-        .init_containers
-        .iter()
-        .chain(&spec.containers)
-        .filter_map(|c| c.memory_limit)
-        .max();
+    let largest = spec.largest_memory_limit();
     let pool = (!args.no_pool).then(|| wasipod::PoolConfig {
         slots: in_flight.saturating_mul(per_pod).saturating_add(16).max(64),
         max_memory: largest

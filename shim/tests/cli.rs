@@ -268,6 +268,7 @@ fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
 #[test]
 fn bench_reports_every_measure_as_json() {
     let env = Env::new();
+    let plot = env.state.path().join("latency.svg");
     let manifest = wasipod_samples::pods_dir().join("bench/hello-p1.yaml");
     let out = env.run(&[
         "bench",
@@ -280,11 +281,27 @@ fn bench_reports_every_measure_as_json() {
         "2",
         "-o",
         "json",
+        "--plot",
+        plot.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["pods"], 20);
     assert_eq!(report["concurrency"], 2);
+    assert_eq!(report["scheduler"], "thread-per-core");
+    let threads = report["threads"].as_u64().unwrap();
+    assert!((1..=2).contains(&threads), "{threads}");
+    // The chart: an SVG with a curve and a legend entry per measure.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    for measure in ["created", "started", "succeeded", "deleted"] {
+        assert!(
+            svg.contains(&format!(">\n{measure}\n<")),
+            "{measure} in the legend"
+        );
+    }
+    assert!(!svg.contains(">\nready\n<"), "no readiness curve");
+    assert!(svg.matches("<polyline").count() >= 4);
     assert_eq!(
         report["compile"]["compiled"], 1,
         "a fresh cache compiles the one image, outside the figures"

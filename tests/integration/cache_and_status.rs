@@ -80,6 +80,86 @@ async fn images_compile_once_per_runtime_and_once_per_cache_dir() {
 }
 
 #[tokio::test]
+async fn a_cache_written_by_another_engine_configuration_is_refused_and_replaced() {
+    let cache = tempfile::tempdir().unwrap();
+    let cwasm = || {
+        let mut v: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    // On-demand instances and pooled ones compile to different code (the
+    // memory reservation differs): each configuration has its own files.
+    let mut on_demand = RuntimeConfig::default().cache_dir(cache.path());
+    on_demand.pool = None;
+    let other = Runtime::new(on_demand).unwrap();
+    hello(&other, "other").await;
+    let theirs = cwasm();
+    assert_eq!(theirs.len(), 2);
+    let pooled = Runtime::new(RuntimeConfig::default().cache_dir(cache.path())).unwrap();
+    hello(&pooled, "pooled").await;
+    assert_eq!(
+        pooled.cache_stats(),
+        CacheStats {
+            compiled: 2,
+            ..Default::default()
+        },
+        "the other configuration's files are not used"
+    );
+    let ours: Vec<_> = cwasm()
+        .into_iter()
+        .filter(|f| !theirs.contains(f))
+        .collect();
+    assert_eq!(ours.len(), 2);
+
+    // The other configuration's artifacts under our names (intact files, a
+    // correct checksum, the wrong engine): wasmtime's own check refuses
+    // them, and they are recompiled and rewritten.
+    let mut pairs: Vec<(&std::path::PathBuf, &std::path::PathBuf)> = Vec::new();
+    for ours in &ours {
+        let digest = ours
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap();
+        let theirs = theirs
+            .iter()
+            .find(|t| t.file_name().unwrap().to_str().unwrap().starts_with(digest))
+            .unwrap();
+        pairs.push((ours, theirs));
+    }
+    for (ours, theirs) in &pairs {
+        std::fs::copy(theirs, ours).unwrap();
+    }
+    let fresh = Runtime::new(RuntimeConfig::default().cache_dir(cache.path())).unwrap();
+    hello(&fresh, "fresh").await;
+    assert_eq!(
+        fresh.cache_stats(),
+        CacheStats {
+            compiled: 2,
+            disk_rejected: 2,
+            ..Default::default()
+        }
+    );
+    for (ours, theirs) in &pairs {
+        assert_ne!(std::fs::read(ours).unwrap(), std::fs::read(theirs).unwrap());
+    }
+    let again = Runtime::new(RuntimeConfig::default().cache_dir(cache.path())).unwrap();
+    hello(&again, "again").await;
+    assert_eq!(
+        again.cache_stats().disk_hits,
+        2,
+        "the rewritten files are good"
+    );
+}
+
+#[tokio::test]
 async fn the_pod_document_has_kubernetes_shape() {
     let f = Fixture::new();
     let (w, _) = f

@@ -284,6 +284,37 @@ impl PodSpec {
             .find(|c| c.name == name)
     }
 
+    /// How many guests of this pod can run at once: each container, plus
+    /// each exec probe or hook (they run the container's image once more).
+    /// Sizes an instance pool (`RuntimeConfig::pool`) for a number of pods.
+    pub fn guest_slots(&self) -> u32 {
+        self.init_containers
+            .iter()
+            .chain(&self.containers)
+            .map(|c| {
+                let probes = [&c.startup_probe, &c.liveness_probe, &c.readiness_probe];
+                let execs = probes
+                    .into_iter()
+                    .flatten()
+                    .map(|p| &p.action)
+                    .chain(c.post_start.iter())
+                    .chain(c.pre_stop.iter())
+                    .filter(|a| matches!(a, Action::Exec(_)))
+                    .count();
+                1 + execs as u32
+            })
+            .sum()
+    }
+
+    /// The largest `limits.memory` of its containers.
+    pub fn largest_memory_limit(&self) -> Option<u64> {
+        self.init_containers
+            .iter()
+            .chain(&self.containers)
+            .filter_map(|c| c.memory_limit)
+            .max()
+    }
+
     /// A copy with another name (and a fresh uid), for running many pods
     /// from one manifest.
     pub fn renamed(&self, name: &str) -> PodSpec {
