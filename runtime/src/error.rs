@@ -52,6 +52,15 @@ pub enum ManifestError {
         /// The parser's message.
         message: String,
     },
+    /// The text is larger or more deeply nested than any pod needs (it is
+    /// refused before parsing, which would take too long).
+    #[error("{source_name}: {message}")]
+    TooComplex {
+        /// The file.
+        source_name: String,
+        /// What bound it passed.
+        message: String,
+    },
     /// A field that Kubernetes does not define here (strict validation).
     #[error("{source_name}: {path}: unknown field{}", at(.location))]
     UnknownField {

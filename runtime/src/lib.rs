@@ -61,6 +61,8 @@ pub mod status;
 pub mod net;
 mod probe;
 
+pub mod state;
+
 mod engine;
 mod fanout;
 mod log;
@@ -122,6 +124,19 @@ pub struct RuntimeConfig {
     /// idle pods; a fixed number of guests at once, each with at most
     /// `max_memory` of linear memory), or `None` for on-demand allocation.
     pub pool: Option<PoolConfig>,
+    /// Files one guest (a container's run, an exec) may hold open at once,
+    /// its mounts included, like `ulimit -n` (default 1024). One more
+    /// fails in the guest with `EMFILE` (wasip1) or `quota` (wasip2).
+    pub max_open_files: usize,
+    /// Files all guests together may hold open. `None` (the default): three
+    /// quarters of the process's `RLIMIT_NOFILE`, which the runtime raises
+    /// to its hard limit; the rest is kept for the runtime itself (logs,
+    /// published ports, new pods).
+    pub max_open_files_total: Option<usize>,
+    /// Keep a deleted pod's folder (its logs and whatever a front end
+    /// recorded there) instead of removing it with the pod, as the kubelet
+    /// does. Volumes and `/run/wasipod` folders are removed either way.
+    pub retain_deleted_pods: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -139,6 +154,9 @@ impl Default for RuntimeConfig {
             pod_cidr: "10.88.0.0/16".into(),
             net_limits: net::NetLimits::default(),
             pool: Some(PoolConfig::default()),
+            max_open_files: 1024,
+            max_open_files_total: None,
+            retain_deleted_pods: false,
         }
     }
 }
@@ -188,6 +206,8 @@ struct RuntimeInner {
     state_dir: PathBuf,
     pods: Mutex<HashMap<(String, String), Arc<PodShared>>>,
     log_files: Arc<log::LogFiles>,
+    /// This runtime's lock on the state folder (see [`state`]).
+    owner: state::Owner,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -203,14 +223,7 @@ impl Drop for RuntimeInner {
         for pod in pods {
             pod.delete.cancel();
             pod.net.stop.cancel();
-            if let Some(s) = pod
-                .sandbox
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-            {
-                s.remove();
-            }
+            dispose(&pod);
         }
     }
 }
@@ -244,6 +257,8 @@ impl Runtime {
                         path: base.clone(),
                         source: e,
                     })?;
+                // What runtimes that died left in the same place.
+                state::reclaim_temp_dirs(&base, t.path());
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -255,8 +270,10 @@ impl Runtime {
             config.cache_dir.clone(),
             config.epoch_tick,
             config.pool,
+            engine::FileBudget::new(config.max_open_files, config.max_open_files_total),
         )?);
         let network = net::Network::new(&config.pod_cidr, config.net_limits)?;
+        let owner = state::Owner::acquire(&state_dir, config.retain_deleted_pods)?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -265,6 +282,7 @@ impl Runtime {
                 config,
                 state_dir,
                 pods: Mutex::new(HashMap::new()),
+                owner,
                 _temp: temp,
             }),
         })
@@ -364,11 +382,22 @@ impl Runtime {
             }
         };
 
-        let dir = self
-            .inner
-            .state_dir
-            .join("pods")
-            .join(format!("{}_{}_{}", spec.namespace, spec.name, spec.uid));
+        // Each part is checked again here, for specs built in code: the
+        // folder name must never lead anywhere but into `pods/`.
+        if !pod::spec::is_dns_label(&spec.namespace)
+            || !pod::spec::is_dns_subdomain(&spec.name)
+            || !pod::spec::is_uuid(&spec.uid)
+        {
+            return Err(RuntimeError::Limit {
+                field: "metadata".into(),
+                message: format!(
+                    "namespace {:?}, name {:?} and uid {:?} must be a DNS label, a DNS subdomain and a UUID",
+                    spec.namespace, spec.name, spec.uid
+                ),
+            });
+        }
+        let dir_name = format!("{}_{}_{}", spec.namespace, spec.name, spec.uid);
+        let dir = self.inner.state_dir.join("pods").join(&dir_name);
         // One call on the usual path; the whole chain if `pods/` is gone.
         std::fs::create_dir(&dir)
             .or_else(|_| std::fs::create_dir_all(&dir))
@@ -376,6 +405,7 @@ impl Runtime {
                 path: dir.clone(),
                 source: e,
             })?;
+        self.inner.owner.record(&dir_name);
 
         let net = self
             .inner
@@ -453,6 +483,7 @@ impl Runtime {
             engine: self.inner.engine.clone(),
             config: self.inner.config.clone(),
             dir,
+            trash: self.inner.owner.trash(),
             status: status_tx,
             events: Mutex::new(Vec::new()),
             events_tx,
@@ -572,15 +603,23 @@ async fn delete_pod(pod: &Arc<PodShared>, grace: Option<Duration>) -> PodStatus 
     }
     let mut done = pod.done.subscribe();
     let _ = done.wait_for(|d| *d).await;
-    if let Some(s) = pod
-        .sandbox
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
+    dispose(pod);
+    pod.status.borrow().clone()
+}
+
+/// Takes away what a stopped pod holds on disk: its volumes and
+/// `/run/wasipod` folders, and its whole folder unless
+/// `retain_deleted_pods`. Each is moved aside at once and removed in the
+/// background.
+fn dispose(pod: &PodShared) {
+    if let Some(s) = pod.sandbox.lock().unwrap_or_else(|e| e.into_inner()).take() {
         s.remove();
     }
-    pod.status.borrow().clone()
+    if !pod.config.retain_deleted_pods
+        && let Some(aside) = state::move_aside(&pod.dir, &pod.trash)
+    {
+        state::remove_in_background(vec![aside]);
+    }
 }
 
 /// Where the log of run `run` (0, 1, … as `restartCount`) of a container is
@@ -644,7 +683,16 @@ impl Pod {
         let runtime = Arc::downgrade(&self.runtime.inner);
         let task_pod = self.shared.clone();
         tokio::spawn(async move {
-            supervisor::supervise(task_pod.clone()).await;
+            // A bug in the supervisor must never leave a pod that cannot be
+            // deleted: a panic stops its guests (their tasks are dropped
+            // with it), marks the pod Failed and finishes it.
+            let supervised = tokio::spawn(supervisor::supervise(task_pod.clone())).await;
+            if let Err(e) = supervised
+                && e.is_panic()
+            {
+                tracing::error!(pod = %task_pod.spec.name, "the pod's supervisor panicked");
+                supervisor::abandon(&task_pod, "InternalError", "the pod's supervisor failed");
+            }
             // A pod that was deleted leaves the runtime's table.
             if task_pod.delete.is_cancelled()
                 && let Some(rt) = runtime.upgrade()

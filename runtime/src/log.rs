@@ -269,6 +269,17 @@ pub(crate) fn read_log(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Removes a run's log (and its rotated part), if it is there.
+pub(crate) fn remove_run(path: &Path) {
+    for p in [path.with_extension("log.1"), path.to_path_buf()] {
+        if let Err(e) = std::fs::remove_file(&p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %p.display(), error = %e, "could not remove an old log");
+        }
+    }
+}
+
 /// A guest's stdout or stderr, writing into a [`ContainerLog`].
 #[derive(Clone)]
 pub(crate) struct LogPipe {

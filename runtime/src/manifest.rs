@@ -816,6 +816,10 @@ impl ManifestFile {
         source: impl Into<String>,
     ) -> Result<Self, ManifestError> {
         let source = source.into();
+        check_shape(text).map_err(|message| ManifestError::TooComplex {
+            source_name: source.clone(),
+            message,
+        })?;
         let mut out = ManifestFile {
             base_dir: base_dir.into(),
             source: source.clone(),
@@ -901,6 +905,62 @@ impl ManifestFile {
             }),
         }
     }
+}
+
+/// The largest manifest accepted: the Kubernetes API server's limit on a
+/// request body.
+pub const MAX_MANIFEST_BYTES: usize = 3 << 20;
+
+/// The deepest nesting of flow collections (`[`, `{`) accepted. The YAML
+/// parser takes time quadratic in this depth (40,000 levels in 80 KB: over
+/// 4 s), and no Kubernetes object nests deeper than a few dozen levels.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// Refuses, before parsing, text larger than [`MAX_MANIFEST_BYTES`] or
+/// nested deeper than [`MAX_FLOW_DEPTH`]. Brackets inside quoted scalars
+/// do not count (a quote ends at its line's end here, which can only
+/// count more, never less).
+fn check_shape(text: &str) -> Result<(), String> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "{} bytes: larger than the {MAX_MANIFEST_BYTES} bytes a manifest may have",
+            text.len()
+        ));
+    }
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let mut prev = b'\n';
+    for &b in text.as_bytes() {
+        match (quote, b) {
+            (_, b'\n') => {
+                line += 1;
+                quote = None;
+                comment = false;
+            }
+            _ if comment => {}
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"')
+                if matches!(prev, b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b':') =>
+            {
+                quote = Some(b)
+            }
+            (None, b'#') if matches!(prev, b' ' | b'\t' | b'\n') => comment = true,
+            (None, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!(
+                        "line {line}: flow collections ([...], {{...}}) nested more than {MAX_FLOW_DEPTH} deep"
+                    ));
+                }
+            }
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = b;
+    }
+    Ok(())
 }
 
 fn doc_path(index: usize, field: &str) -> String {

@@ -98,7 +98,9 @@ async fn exec(pod: &PodShared, c: &ContainerSpec, argv: &[String]) -> Result<Str
         &pod.log_files,
     )
     .map_err(|e| e.to_string())?;
-    let cfg = pod.guest_config(c, Some(argv.to_vec()), preopens, &run_dir, log);
+    let cfg = pod
+        .guest_config(c, Some(argv.to_vec()), preopens, &run_dir, log)
+        .map_err(|e| e.to_string())?;
     let exit = pod.engine.run(&pod.image_of(c), cfg).await;
     let output = crate::log::read_log(&log_path).unwrap_or_default();
     let output: String = String::from_utf8_lossy(&output)

@@ -16,11 +16,12 @@
 //! in a volume cannot redirect a mount outside it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::engine::Preopen;
+use crate::engine::{HostDir, Preopen};
 use crate::error::RuntimeError;
 use crate::pod::{ContainerSpec, PodSpec, VolumeSource};
 
@@ -38,6 +39,8 @@ pub(crate) struct Sandbox {
     pod_dir: PathBuf,
     /// The containers, whose runtime folders `remove` takes away.
     containers: Vec<String>,
+    /// Where removed folders go before they are removed in the background.
+    trash: PathBuf,
 }
 
 fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
@@ -49,7 +52,11 @@ fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
 
 impl Sandbox {
     /// Creates the pod's volumes under `pod_dir`.
-    pub(crate) fn prepare(spec: &PodSpec, pod_dir: &Path) -> Result<Self, RuntimeError> {
+    pub(crate) fn prepare(
+        spec: &PodSpec,
+        pod_dir: &Path,
+        trash: &Path,
+    ) -> Result<Self, RuntimeError> {
         // Every file-system call counts on the start path (a few µs each):
         // folders are made one level at a time, only those that are needed.
         let owned = pod_dir.join(".volumes");
@@ -69,6 +76,7 @@ impl Sandbox {
                 .chain(&spec.containers)
                 .map(|c| c.name.clone())
                 .collect(),
+            trash: trash.to_path_buf(),
         };
         let mut sandbox = scopeguard(sandbox);
         if has_owned {
@@ -133,14 +141,20 @@ impl Sandbox {
         Ok(sandbox.defuse())
     }
 
-    /// The preopens of one container, `subPath` resolved inside its volume.
+    /// The preopens of one container, `subPath` and `workingDir` opened
+    /// inside their volume (see [`HostDir::Open`]).
     pub(crate) fn preopens(&self, c: &ContainerSpec) -> Result<Vec<Preopen>, RuntimeError> {
         let mut out = Vec::with_capacity(c.mounts.len());
         for m in &c.mounts {
             let root = &self.roots[m.volume];
             let host = match &m.sub_path {
-                None => root.clone(),
-                Some(sub) => resolve_sub_path(root, sub, &format!("{}.subPath", m.field))?,
+                None => HostDir::Path(root.clone()),
+                Some(sub) => {
+                    let field = format!("{}.subPath", m.field);
+                    let dir = Dir::open_ambient_dir(root, ambient_authority())
+                        .map_err(|e| io_err(&field, root, e))?;
+                    HostDir::Open(Arc::new(open_inside(&dir, sub, &field)?))
+                }
             };
             out.push(Preopen {
                 host,
@@ -155,7 +169,16 @@ impl Sandbox {
             let host = if rest.is_empty() {
                 mount.host.clone()
             } else {
-                resolve_sub_path(&mount.host, rest, &format!("{}.workingDir", c.field))?
+                let field = format!("{}.workingDir", c.field);
+                let within = match &mount.host {
+                    HostDir::Open(dir) => dir.try_clone().map_err(|e| RuntimeError::Volume {
+                        field: field.clone(),
+                        message: e.to_string(),
+                    })?,
+                    HostDir::Path(p) => Dir::open_ambient_dir(p, ambient_authority())
+                        .map_err(|e| io_err(&field, p, e))?,
+                };
+                HostDir::Open(Arc::new(open_inside(&within, rest, &field)?))
             };
             let read_only = mount.read_only;
             out.push(Preopen {
@@ -168,12 +191,13 @@ impl Sandbox {
     }
 
     /// A new, empty runtime folder for a container's next run (`first`:
-    /// its first run, when the container's folder does not exist yet).
+    /// its first run, when the container's folder does not exist yet): its
+    /// path (the guest's preopen) and a handle for the runtime's own use.
     pub(crate) fn fresh_run_dir(
         &self,
         container: &str,
         first: bool,
-    ) -> Result<PathBuf, RuntimeError> {
+    ) -> Result<(PathBuf, RunDir), RuntimeError> {
         let dir = run_dir(&self.pod_dir, container);
         let io = |e| RuntimeError::Io {
             path: dir.clone(),
@@ -202,18 +226,77 @@ impl Sandbox {
             }
             Err(e) => return Err(io(e)),
         }
-        Ok(dir)
+        let handle = RunDir::open(&dir).map_err(io)?;
+        Ok((dir, handle))
     }
 
     /// Removes what the pod owns (emptyDirs, configMap/secret files, the
     /// containers' runtime folders); host paths are left alone.
     pub(crate) fn remove(&self) {
+        let mut aside = Vec::new();
         for c in &self.containers {
-            remove_tree(&run_dir(&self.pod_dir, c));
+            remove_tree(&run_dir(&self.pod_dir, c), &self.trash, &mut aside);
         }
         if self.has_owned {
-            remove_tree(&self.owned);
+            remove_tree(&self.owned, &self.trash, &mut aside);
         }
+        crate::state::remove_in_background(aside);
+    }
+}
+
+/// A container's runtime folder (`/run/wasipod` in the guest), as the
+/// runtime touches it: through a handle opened when the folder was made, so
+/// that nothing the guest puts inside (a symlink, a FIFO, a folder) is ever
+/// followed, opened or blocked on by the runtime.
+pub(crate) struct RunDir(Dir);
+
+impl RunDir {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        Dir::open_ambient_dir(path, ambient_authority()).map(RunDir)
+    }
+
+    /// Whether an entry of this name exists, of any type (a symlink is
+    /// not followed).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.symlink_metadata(name).is_ok()
+    }
+
+    /// Makes `name` a regular file holding `bytes`, replacing whatever
+    /// entry the guest left there: the bytes go to a new file (created
+    /// exclusively, so never through a symlink or into a FIFO), which is
+    /// then renamed over the name (a rename replaces a symlink, it does not
+    /// follow it).
+    pub(crate) fn place(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut last = None;
+        for attempt in 0..8 {
+            let tmp = format!(".wasipod-{}-{attempt}", uuid::Uuid::new_v4().simple());
+            let mut options = cap_std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            let written = self
+                .0
+                .open_with(&tmp, &options)
+                .and_then(|mut f| f.write_all(bytes));
+            if let Err(e) = written {
+                let _ = self.0.remove_file(&tmp);
+                last = Some(e);
+                continue;
+            }
+            match self.0.rename(&tmp, &self.0, name) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // A folder (or anything a rename cannot replace) is in
+                    // the way: removed without following links, then again.
+                    let _ = self.0.remove_dir_all(name);
+                    if self.0.rename(&tmp, &self.0, name).is_ok() {
+                        return Ok(());
+                    }
+                    let _ = self.0.remove_file(&tmp);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("the entry kept changing")))
     }
 }
 
@@ -222,45 +305,35 @@ pub(crate) fn run_dir(pod_dir: &Path, container: &str) -> PathBuf {
     pod_dir.join(container).join("run")
 }
 
-/// Removes a folder and what it holds; an empty one (the usual runtime
-/// folder) costs a single call.
-fn remove_tree(dir: &Path) {
-    let result = match std::fs::remove_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => std::fs::remove_dir_all(dir),
-        other => other,
-    };
-    if let Err(e) = result
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a folder of the pod");
+/// Removes a folder and what it holds: an empty one (the usual runtime
+/// folder) with a single call; a full one is moved aside into `trash` (one
+/// rename, however many files a guest made) and joins `aside`, to be
+/// removed in the background.
+fn remove_tree(dir: &Path, trash: &Path, aside: &mut Vec<PathBuf>) {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => aside.extend(crate::state::move_aside(dir, trash)),
     }
 }
 
-/// Creates (if needed) and returns `root/sub` after checking, through
-/// cap-std and once more on the canonical path, that it stays inside `root`.
-fn resolve_sub_path(root: &Path, sub: &str, field: &str) -> Result<PathBuf, RuntimeError> {
-    let dir =
-        Dir::open_ambient_dir(root, ambient_authority()).map_err(|e| io_err(field, root, e))?;
-    dir.create_dir_all(sub).map_err(|e| RuntimeError::Volume {
+/// Creates (if needed) and opens the folder `sub` inside `root`, resolved by
+/// cap-std: no `..`, absolute path or symlink leads outside `root`, and the
+/// handle returned is the folder itself, whatever the path becomes later.
+fn open_inside(root: &Dir, sub: &str, field: &str) -> Result<Dir, RuntimeError> {
+    root.create_dir_all(sub).map_err(|e| RuntimeError::Volume {
         field: field.to_string(),
         message: format!("{sub:?}: cannot be created inside the volume: {e}"),
     })?;
-    let path = root.join(sub);
-    let canonical_root = root.canonicalize().map_err(|e| io_err(field, root, e))?;
-    let canonical = path.canonicalize().map_err(|e| io_err(field, &path, e))?;
-    if !canonical.starts_with(&canonical_root) {
-        return Err(RuntimeError::Volume {
-            field: field.to_string(),
-            message: format!("{sub:?}: leads outside its volume"),
-        });
-    }
-    if !canonical.is_dir() {
-        return Err(RuntimeError::Volume {
-            field: field.to_string(),
-            message: format!("{sub:?}: not a directory (a WASI mount is a directory)"),
-        });
-    }
-    Ok(canonical)
+    root.open_dir(sub).map_err(|e| RuntimeError::Volume {
+        field: field.to_string(),
+        message: match e.kind() {
+            std::io::ErrorKind::NotADirectory => {
+                format!("{sub:?}: not a directory (a WASI mount is a directory)")
+            }
+            _ => format!("{sub:?}: leads outside its volume or cannot be opened: {e}"),
+        },
+    })
 }
 
 /// Removes the half-made sandbox if preparation fails.

@@ -306,6 +306,8 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         );
     }
     let mut config = RuntimeConfig::default().state_dir(&args.state_dir);
+    // The pod's folder is its record (`wasipod get`, `wasipod logs`).
+    config.retain_deleted_pods = true;
     config.cache_dir = args.cache_dir.or_else(RuntimeConfig::default_cache_dir);
     // One pod: an instance pool just for it (a node-sized pool of a thousand
     // slots takes milliseconds to set up and tear down).
@@ -319,8 +321,6 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let runtime = Runtime::new(config)?;
     let pod = runtime.prepare_pod(spec).await?;
     let record = pod.dir().to_path_buf();
-    std::fs::write(record.join("wasipod.pid"), std::process::id().to_string())
-        .with_context(|| format!("{}: cannot record the pid", record.display()))?;
 
     let mut logs = pod.subscribe_logs();
     let mut events = pod.subscribe_events();
@@ -364,7 +364,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             }
             line = logs.recv() => match line {
                 Ok(line) => print_line(&line, reserved),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("wasipod: {n} log lines skipped (terminal too slow); `wasipod logs` has them all"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("wasipod: {n} log lines skipped (terminal too slow); `wasipod logs` shows each run's last {} MiB", 2 * (RuntimeConfig::default().log_max_bytes >> 20)),
                 Err(_) => {}
             },
             _ = events.recv() => print_events(&mut printed),
@@ -394,7 +394,6 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     pod.delete(Some(Duration::ZERO)).await;
     let object = pod.to_object();
     save(&record, &object);
-    let _ = std::fs::remove_file(record.join("wasipod.pid"));
 
     match args.output {
         Some(f) => println!("{}", render(&object, f)?),
@@ -498,14 +497,26 @@ fn validate(manifest: &Path) -> Result<ExitCode> {
 struct Record {
     dir: PathBuf,
     object: PodObject,
-    pid: Option<i32>,
+    /// The wasipod process running the pod, while it runs: known from the
+    /// lock that process holds (never from a pid file, whose pid may have
+    /// been recycled).
+    pid: Option<u32>,
 }
 
 impl Record {
     fn running(&self) -> bool {
-        // Signal 0 checks that the process exists.
-        self.pid
-            .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
+        self.pid.is_some()
+    }
+
+    /// The phase as `get` shows it: `Unknown` for a pod whose process
+    /// stopped before the pod finished (killed, or the machine restarted).
+    fn phase(&self) -> String {
+        let phase = self.object.status.phase;
+        if !self.running() && !phase.is_terminal() {
+            "Unknown".to_string()
+        } else {
+            phase.to_string()
+        }
     }
 }
 
@@ -514,6 +525,7 @@ fn records(state_dir: &Path) -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(state_dir.join("pods")) else {
         return out;
     };
+    let running = wasipod::state::running_pods(state_dir);
     for e in entries.flatten() {
         let dir = e.path();
         let Ok(bytes) = std::fs::read(dir.join("pod.json")) else {
@@ -522,9 +534,7 @@ fn records(state_dir: &Path) -> Vec<Record> {
         let Ok(object) = serde_json::from_slice::<PodObject>(&bytes) else {
             continue;
         };
-        let pid = std::fs::read_to_string(dir.join("wasipod.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
+        let pid = running.get(&*e.file_name().to_string_lossy()).copied();
         out.push(Record { dir, object, pid });
     }
     out.sort_by(|a, b| {
@@ -608,7 +618,11 @@ fn get(
     output: Option<Format>,
 ) -> Result<ExitCode> {
     if let Some(name) = pod {
-        let r = find(state_dir, namespace, name)?;
+        let mut r = find(state_dir, namespace, name)?;
+        if !r.running() && !r.object.status.phase.is_terminal() {
+            // Recorded while running, but its process is gone.
+            r.object.status.phase = wasipod::PodPhase::Unknown;
+        }
         match output {
             Some(f) => println!("{}", render(&r.object, f)?),
             None => print_summary(&r.object),
@@ -623,11 +637,7 @@ fn get(
         let s = &r.object.status;
         let ready = s.container_statuses.iter().filter(|c| c.ready).count();
         let restarts: u32 = s.container_statuses.iter().map(|c| c.restart_count).sum();
-        let phase = if !r.running() && !s.phase.is_terminal() {
-            "Unknown".to_string()
-        } else {
-            s.phase.to_string()
-        };
+        let phase = r.phase();
         println!(
             "{:<12} {:<30} {:<7} {:<12} {:>8}  {}",
             r.object.metadata.namespace.as_deref().unwrap_or(""),
@@ -648,7 +658,11 @@ fn get(
 fn stop(state_dir: &Path, namespace: &str, pod: &str) -> Result<ExitCode> {
     let r = find(state_dir, namespace, pod)?;
     match r.pid {
-        Some(pid) if r.running() => {
+        Some(pid) => {
+            let Ok(pid) = i32::try_from(pid) else {
+                bail!("pod \"{pod}\": process id {pid} out of range");
+            };
+            // SAFETY: kill(2) with a pid whose process holds the pod's lock.
             if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
                 bail!(
                     "cannot signal the wasipod process {pid}: {}",
@@ -658,10 +672,7 @@ fn stop(state_dir: &Path, namespace: &str, pod: &str) -> Result<ExitCode> {
             println!("pod \"{pod}\" deleted (process {pid} is stopping it)");
             Ok(ExitCode::SUCCESS)
         }
-        _ => bail!(
-            "pod \"{pod}\" is not running (phase {})",
-            r.object.status.phase
-        ),
+        None => bail!("pod \"{pod}\" is not running (phase {})", r.phase()),
     }
 }
 

@@ -337,3 +337,103 @@ fn bench_reports_every_measure_as_json() {
         "{text}"
     );
 }
+
+/// A `wasipod run` killed with SIGKILL leaves a record that says Running;
+/// `get` tells it is Unknown (the lock its process held is gone, whatever
+/// process may have its pid now), `stop` refuses to signal anything, and
+/// the next `wasipod run` reclaims the dead pod's volumes.
+#[test]
+fn a_killed_run_is_unknown_never_signalled_and_its_volumes_are_reclaimed() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("victim.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: victim}}\nspec:\n  volumes: [{{name: w, emptyDir: {{}}}}]\n  containers:\n  - {{name: c, image: {t}, args: [sh, write /w/f x; sleep 600000], volumeMounts: [{{name: w, mountPath: /w}}]}}\n",
+            t = wasipod_samples::TOOLBOX_P1
+        ),
+    )
+    .unwrap();
+    let mut child = env
+        .cmd()
+        .args(["run", manifest.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the pod runs", || {
+        pod_json(env.state.path()).is_some_and(|j| j["status"]["phase"] == "Running")
+    });
+    let pod_dir = std::fs::read_dir(env.state.path().join("pods"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    wait_for("the emptyDir is written", || {
+        pod_dir.join(".volumes/w/f").exists()
+    });
+    let out = env.run(&["get"]);
+    assert!(
+        text(&out.stdout).contains("Running"),
+        "alive: listed as Running"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let list = text(&env.run(&["get"]).stdout);
+    let line = list.lines().find(|l| l.contains("victim")).unwrap();
+    assert!(line.contains("Unknown"), "{list}");
+    let one = env.run(&["get", "victim", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(
+        json["status"]["phase"], "Unknown",
+        "get POD agrees with the list"
+    );
+    let out = env.run(&["stop", "victim"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("is not running"));
+
+    // The next run on the same state folder reclaims the dead pod's volume.
+    let out = env.run(&["run", &demo()]);
+    assert_eq!(out.status.code(), Some(0));
+    wait_for("the dead pod's volumes are removed", || {
+        !pod_dir.join(".volumes").exists()
+    });
+    assert!(pod_dir.join("pod.json").exists(), "its record stays");
+}
+
+/// A trap's message carries the guest's wasm backtrace, never the host's
+/// Rust frames, even with RUST_BACKTRACE set.
+#[test]
+fn trap_messages_carry_no_host_frames() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("trap.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: trap}}\nspec:\n  restartPolicy: Never\n  containers: [{{name: c, image: {t}, args: [trap]}}]\n",
+            t = wasipod_samples::TOOLBOX_P2
+        ),
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .args(["run", "-o", "json", manifest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = json["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("wasm backtrace"), "{message}");
+    for host in ["wasmtime::", "tokio::", "/rustc/", "std::"] {
+        assert!(!message.contains(host), "host frame {host:?} in: {message}");
+    }
+}

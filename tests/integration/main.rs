@@ -7,5 +7,6 @@ mod lifecycle;
 mod manifest;
 mod network;
 mod probes;
+mod security;
 mod supervisor;
 mod support;

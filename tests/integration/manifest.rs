@@ -41,7 +41,7 @@ fn a_minimal_pod_gets_kubernetes_defaults() {
     assert_eq!(spec.hostname, "ok");
     assert_eq!(spec.uid.len(), 36, "a generated uid");
     assert_eq!(
-        spec.containers[0].resolve("10.88.0.2").0,
+        spec.containers[0].resolve("10.88.0.2").unwrap().0,
         ["hello-p1"],
         "argv[0] is the program's name when command is empty"
     );

@@ -176,7 +176,7 @@ async fn a_startup_probe_gates_the_other_probes() {
 async fn post_start_runs_before_the_container_counts_as_running_and_can_fail_it() {
     let f = fast();
     let (w, status) = f
-        .run("apiVersion: v1\nkind: Pod\nmetadata: {name: hooks}\nspec:\n  restartPolicy: Never\n  volumes: [{name: w, emptyDir: {}}]\n  containers:\n  - name: app\n    image: toolbox-p2.wasm\n    args: [sh, wait-for /w/hook; cat /w/hook]\n    volumeMounts: [{name: w, mountPath: /w}]\n    lifecycle:\n      postStart: {exec: {command: [toolbox, sh, sleep 20; write /w/hook written by postStart]}}\n  - name: broken\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    lifecycle:\n      postStart: {exec: {command: [toolbox, exit, '3']}}\n")
+        .run("apiVersion: v1\nkind: Pod\nmetadata: {name: hooks}\nspec:\n  restartPolicy: Never\n  volumes: [{name: w, emptyDir: {}}]\n  containers:\n  - name: app\n    image: toolbox-p2.wasm\n    args: [sh, wait-for /w/ready; cat /w/hook]\n    volumeMounts: [{name: w, mountPath: /w}]\n    lifecycle:\n      postStart: {exec: {command: [toolbox, sh, sleep 20; write /w/hook written by postStart; write /w/ready x]}}\n  - name: broken\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    lifecycle:\n      postStart: {exec: {command: [toolbox, exit, '3']}}\n")
         .await;
     assert_eq!(w.log("app"), "written by postStart");
     let started = w

@@ -28,10 +28,13 @@ impl Fixture {
     pub fn with(f: impl FnOnce(RuntimeConfig) -> RuntimeConfig) -> Self {
         let state = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
-        let config = f(RuntimeConfig::default()
+        let mut config = RuntimeConfig::default()
             .state_dir(state.path())
             .cache_dir(cache.path())
-            .time_scale(0.001));
+            .time_scale(0.001);
+        // Tests read logs after deleting their pods.
+        config.retain_deleted_pods = true;
+        let config = f(config);
         Self {
             runtime: Runtime::new(config).unwrap(),
             _state: state,

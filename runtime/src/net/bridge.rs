@@ -80,6 +80,11 @@ async fn pod_to_host(mut r: PipeReader, mut wr: OwnedWriteHalf) {
     let _ = wr.shutdown().await;
 }
 
+/// The first pause after a failed accept.
+pub(crate) const ACCEPT_PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(5);
+/// The longest pause after failed accepts in a row.
+pub(crate) const ACCEPT_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Accepts host connections on `listener` and forwards each to
 /// `target` in the pod, until `stop` fires.
 pub(crate) async fn publish(
@@ -88,13 +93,29 @@ pub(crate) async fn publish(
     target: SocketAddr,
     stop: CancellationToken,
 ) {
+    // After a failed accept (EMFILE, ENOBUFS, ...) the pending client is
+    // still there and the next accept would fail at once: wait, doubling
+    // the pause up to a second, instead of spinning a core.
+    let mut pause = ACCEPT_PAUSE_MIN;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.cancelled() => return,
         };
-        let Ok((stream, peer)) = accepted else {
-            continue;
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                pause = ACCEPT_PAUSE_MIN;
+                a
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pause = ?pause, "accept on a published port failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.cancelled() => return,
+                }
+                pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                continue;
+            }
         };
         let Some(pod) = pod.upgrade() else { return };
         let _ = stream.set_nodelay(true);

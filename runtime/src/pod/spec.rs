@@ -196,27 +196,76 @@ pub enum EnvValue {
     PodIp,
 }
 
+/// The most bytes a container's argv and environment may take once
+/// `$(VAR)` is expanded (Linux's whole `ARG_MAX` is 2 MiB): a manifest of a
+/// few KiB whose variables each double the previous one is refused instead
+/// of allocating gigabytes.
+pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
+
+/// argv and environment exceed [`MAX_EXPANDED_BYTES`] once expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpansionTooLarge {
+    /// `env` or `args`.
+    pub field: &'static str,
+    /// The variable (or argument) whose expansion crossed the bound.
+    pub item: String,
+}
+
+impl std::fmt::Display for ExpansionTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: Invalid value: {:?}: argv and environment expand to more than {MAX_EXPANDED_BYTES} bytes",
+            self.field, self.item
+        )
+    }
+}
+
+impl std::error::Error for ExpansionTooLarge {}
+
 impl ContainerSpec {
     /// argv and environment for a run in a pod with address `pod_ip`, with
-    /// Kubernetes' `$(VAR)` expansion applied.
-    pub fn resolve(&self, pod_ip: &str) -> (Vec<String>, Vec<(String, String)>) {
+    /// the `$(VAR)` expansion of Kubernetes applied, at most
+    /// [`MAX_EXPANDED_BYTES`] in all.
+    pub fn resolve(
+        &self,
+        pod_ip: &str,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), ExpansionTooLarge> {
+        let mut budget = MAX_EXPANDED_BYTES;
+        let too_large = |field: &'static str, item: &str| ExpansionTooLarge {
+            field,
+            item: item.to_string(),
+        };
         let mut env: Vec<(String, String)> = Vec::with_capacity(self.env.len());
         for (name, value) in &self.env {
             let value = match value {
-                EnvValue::Text(t) => expand(t, |n| {
-                    env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
-                }),
+                EnvValue::Text(t) => expand(
+                    t,
+                    |n| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()),
+                    budget,
+                )
+                .ok_or_else(|| too_large("env", name))?,
                 EnvValue::Fixed(v) => v.clone(),
                 EnvValue::PodIp => pod_ip.to_string(),
             };
+            budget = budget
+                .checked_sub(name.len() + value.len() + 2)
+                .ok_or_else(|| too_large("env", name))?;
             match env.iter_mut().find(|(k, _)| k == name) {
                 Some(slot) => slot.1 = value,
                 None => env.push((name.clone(), value)),
             }
         }
-        let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let argv = self.args.iter().map(|a| expand(a, lookup)).collect();
-        (argv, env)
+        let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let mut argv = Vec::with_capacity(self.args.len());
+        for a in &self.args {
+            let value = expand(a, lookup, budget).ok_or_else(|| too_large("args", a))?;
+            budget = budget
+                .checked_sub(value.len() + 1)
+                .ok_or_else(|| too_large("args", a))?;
+            argv.push(value);
+        }
+        Ok((argv, env))
     }
 }
 
@@ -372,7 +421,12 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+/// A UUID in its usual text form (what the API server assigns as a uid).
+pub(crate) fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}
+
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
@@ -386,41 +440,45 @@ fn truncate_hostname(name: &str) -> String {
 
 /// Kubernetes' `$(VAR)` expansion: `$(NAME)` becomes the variable's value when
 /// defined, `$$` is an escaped `$`, anything else is left as written.
-pub(crate) fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(text.len());
+/// `None` when the result would be longer than `limit` bytes.
+pub(crate) fn expand<'v>(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<&'v str>,
+    limit: usize,
+) -> Option<String> {
+    let mut out = String::with_capacity(text.len().min(limit));
     let mut rest = text;
+    let push = |out: &mut String, s: &str| -> Option<()> {
+        (out.len() + s.len() <= limit).then(|| out.push_str(s))
+    };
     while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
+        push(&mut out, &rest[..i])?;
         let after = &rest[i + 1..];
         if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
+            push(&mut out, "$")?;
             rest = tail;
         } else if let Some(body) = after.strip_prefix('(') {
             match body.find(')') {
                 Some(end) => {
-                    let name = &body[..end];
-                    match lookup(name) {
-                        Some(value) => out.push_str(&value),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
+                    match lookup(&body[..end]) {
+                        Some(value) => push(&mut out, value)?,
+                        // Left as written: `$(NAME)`.
+                        None => push(&mut out, &rest[i..i + end + 3])?,
                     }
                     rest = &body[end + 1..];
                 }
                 None => {
-                    out.push_str("$(");
+                    push(&mut out, "$(")?;
                     rest = body;
                 }
             }
         } else {
-            out.push('$');
+            push(&mut out, "$")?;
             rest = after;
         }
     }
-    out.push_str(rest);
-    out
+    push(&mut out, rest)?;
+    Some(out)
 }
 
 impl Validator<'_> {
@@ -475,11 +533,21 @@ impl Validator<'_> {
                 format!("Invalid value: {namespace:?}: {LABEL_MSG}"),
             );
         }
-        let uid = meta
-            .uid
-            .clone()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // The API server assigns a uid; one written in a manifest is kept
+        // only when it is a UUID, since it becomes part of a host path.
+        let uid = match meta.uid.as_deref().filter(|u| !u.is_empty()) {
+            None => uuid::Uuid::new_v4().to_string(),
+            Some(u) if is_uuid(u) => u.to_string(),
+            Some(u) => {
+                self.err(
+                    "metadata.uid",
+                    format!(
+                        "Invalid value: {u:?}: must be a UUID such as \"0b9d6c8e-4c1e-4f3e-9a59-2f1f3c2d7a10\" (the server assigns it: leave the field out)"
+                    ),
+                );
+                String::new()
+            }
+        };
         let outbound = match meta
             .annotations
             .get(OUTBOUND_ANNOTATION)
@@ -535,7 +603,9 @@ impl Validator<'_> {
         };
         let active_deadline = match spec.active_deadline_seconds {
             None => None,
-            Some(s) if s > 0 => Some(Duration::from_secs(s as u64)),
+            Some(s) if (1..=i64::from(i32::MAX)).contains(&s) => {
+                Some(Duration::from_secs(s as u64))
+            }
             Some(s) => {
                 self.err(
                     "spec.activeDeadlineSeconds",
@@ -1432,7 +1502,7 @@ impl Validator<'_> {
         if self.errors.len() > start_errors {
             return None;
         }
-        Some(ContainerSpec {
+        let spec = ContainerSpec {
             name: c.name.clone(),
             kind,
             field: field.to_string(),
@@ -1450,7 +1520,19 @@ impl Validator<'_> {
             post_start,
             pre_stop,
             sidecar,
-        })
+        };
+        // The longest pod IP text (IPv6) stands in for the real address.
+        if let Err(e) = spec.resolve("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") {
+            self.err(
+                format!("{field}.{}", e.field),
+                format!(
+                    "Invalid value: {:?}: argv and environment expand to more than {MAX_EXPANDED_BYTES} bytes",
+                    e.item
+                ),
+            );
+            return None;
+        }
+        Some(spec)
     }
 
     fn probe(
@@ -1469,27 +1551,37 @@ impl Validator<'_> {
             field,
             ports,
         );
-        let mut seconds = |name: &str, v: Option<i64>, default: i64, min: i64| -> u64 {
+        // Kubernetes' probe fields are int32 (terminationGracePeriodSeconds
+        // is int64): a larger number is refused, never truncated.
+        let mut seconds = |name: &str, v: Option<i64>, default: i64, min: i64, max: i64| -> u64 {
             match v {
                 None => default as u64,
-                Some(v) if v >= min => v as u64,
-                Some(v) => {
+                Some(v) if (min..=max).contains(&v) => v as u64,
+                Some(v) if v < min => {
                     self.errors.push(FieldError::new(
                         format!("{field}.{name}"),
                         format!("Invalid value: {v}: must be greater than or equal to {min}"),
                     ));
                     default as u64
                 }
+                Some(v) => {
+                    self.errors.push(FieldError::new(
+                        format!("{field}.{name}"),
+                        format!("Invalid value: {v}: must be between {min} and {max}, inclusive"),
+                    ));
+                    default as u64
+                }
             }
         };
-        let initial_delay = seconds("initialDelaySeconds", p.initial_delay_seconds, 0, 0);
-        let period = seconds("periodSeconds", p.period_seconds, 10, 1);
-        let timeout = seconds("timeoutSeconds", p.timeout_seconds, 1, 1);
-        let success_threshold = seconds("successThreshold", p.success_threshold, 1, 1);
-        let failure_threshold = seconds("failureThreshold", p.failure_threshold, 3, 1);
+        let int32 = i64::from(i32::MAX);
+        let initial_delay = seconds("initialDelaySeconds", p.initial_delay_seconds, 0, 0, int32);
+        let period = seconds("periodSeconds", p.period_seconds, 10, 1, int32);
+        let timeout = seconds("timeoutSeconds", p.timeout_seconds, 1, 1, int32);
+        let success_threshold = seconds("successThreshold", p.success_threshold, 1, 1, int32);
+        let failure_threshold = seconds("failureThreshold", p.failure_threshold, 3, 1, int32);
         let grace = p
             .termination_grace_period_seconds
-            .map(|g| seconds("terminationGracePeriodSeconds", Some(g), 0, 1));
+            .map(|g| seconds("terminationGracePeriodSeconds", Some(g), 0, 1, i64::MAX));
         if single_success && success_threshold != 1 {
             self.err(
                 format!("{field}.successThreshold"),
@@ -1885,10 +1977,13 @@ mod tests {
 
     #[test]
     fn expansion_follows_kubernetes() {
-        let lookup = |n: &str| (n == "A").then(|| "x".to_string());
-        assert_eq!(expand("$(A)-$(B)-$$(A)-$", lookup), "x-$(B)-$(A)-$");
-        assert_eq!(expand("no vars", lookup), "no vars");
-        assert_eq!(expand("$(unterminated", lookup), "$(unterminated");
+        let lookup = |n: &str| (n == "A").then_some("x");
+        let e = |t: &str| expand(t, lookup, 1000).unwrap();
+        assert_eq!(e("$(A)-$(B)-$$(A)-$"), "x-$(B)-$(A)-$");
+        assert_eq!(e("no vars"), "no vars");
+        assert_eq!(e("$(unterminated"), "$(unterminated");
+        assert_eq!(expand("$(A)$(A)$(A)", lookup, 3).as_deref(), Some("xxx"));
+        assert_eq!(expand("$(A)$(A)$(A)$(A)", lookup, 3), None);
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Backoff {
         }
         let d = match self.current {
             None => self.initial,
-            Some(c) => (c * 2).min(self.max),
+            Some(c) => c.saturating_mul(2).min(self.max),
         };
         self.current = Some(d);
         d
@@ -75,6 +75,8 @@ pub(crate) struct PodShared {
     pub engine: Arc<Engine>,
     pub config: RuntimeConfig,
     pub dir: std::path::PathBuf,
+    /// The state folder's trash (folders removed in the background).
+    pub trash: std::path::PathBuf,
     pub status: watch::Sender<PodStatus>,
     pub events: Mutex<Vec<Event>>,
     pub events_tx: Fanout<Event>,
@@ -102,8 +104,31 @@ pub(crate) struct Control {
     kill: watch::Sender<Option<i32>>,
     /// Cancelled when the run has ended, however it ended.
     exited: CancellationToken,
-    /// The container's runtime folder (`/run/wasipod` in the guest).
-    run_dir: std::path::PathBuf,
+    /// The container's runtime folder (`/run/wasipod` in the guest),
+    /// touched only through this handle.
+    run_dir: crate::volume::RunDir,
+}
+
+/// Longer than any wait a pod can mean (a grace period of `i64::MAX`
+/// seconds waits this long): every deadline saturates here instead of
+/// overflowing.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `d × factor`, saturating at [`FOREVER`] (never panics).
+pub(crate) fn scale(d: Duration, factor: f64) -> Duration {
+    let secs = d.as_secs_f64() * factor;
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else if secs >= FOREVER.as_secs_f64() {
+        FOREVER
+    } else {
+        Duration::from_secs_f64(secs)
+    }
+}
+
+/// The instant `d` from now, saturating at [`FOREVER`].
+pub(crate) fn after(d: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + d.min(FOREVER)
 }
 
 /// The SIGTERM contract: files in each container's `/run/wasipod`.
@@ -149,8 +174,8 @@ impl PodShared {
         mut preopens: Vec<crate::engine::Preopen>,
         run_dir: &std::path::Path,
         log: ContainerLog,
-    ) -> GuestConfig {
-        let (default_argv, mut env) = c.resolve(&self.net.ip.to_string());
+    ) -> Result<GuestConfig, crate::pod::ExpansionTooLarge> {
+        let (default_argv, mut env) = c.resolve(&self.net.ip.to_string())?;
         // As container runtimes do, HOSTNAME is the pod's hostname unless set.
         if !env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.push(("HOSTNAME".into(), self.spec.hostname.clone()));
@@ -164,11 +189,11 @@ impl PodShared {
             format!("{RUN_DIR_GUEST}/{TERMINATION_FILE}"),
         ));
         preopens.push(crate::engine::Preopen {
-            host: run_dir.to_path_buf(),
+            host: crate::engine::HostDir::Path(run_dir.to_path_buf()),
             guest: RUN_DIR_GUEST.into(),
             read_only: false,
         });
-        GuestConfig {
+        Ok(GuestConfig {
             argv: argv.unwrap_or(default_argv),
             env,
             working_dir: c.working_dir.clone(),
@@ -185,7 +210,7 @@ impl PodShared {
                     crate::pod::VolumeSource::HostPath { .. }
                 )
             }),
-        }
+        })
     }
 
     /// Sets `started` / `ready` of a container (probe results).
@@ -208,8 +233,10 @@ impl PodShared {
         });
     }
 
+    /// A Kubernetes duration in this runtime's time (`time_scale`),
+    /// saturating: any duration from a manifest or a caller is safe.
     pub(crate) fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.config.time_scale)
+        scale(d, self.config.time_scale)
     }
 
     pub(crate) fn event(&self, type_: EventType, reason: &str, object: &str, message: String) {
@@ -318,6 +345,36 @@ pub(crate) async fn supervise(pod: Arc<PodShared>) {
     let _ = pod.done.send_replace(true);
 }
 
+/// Ends a pod whose supervisor is gone (it panicked): its network closes,
+/// what still shows as running is marked terminated, the pod Failed with
+/// `reason`, and it counts as finished.
+pub(crate) fn abandon(pod: &PodShared, reason: &str, message: &str) {
+    pod.terminating.cancel();
+    pod.net.stop.cancel();
+    let exit = Exit {
+        code: 137,
+        reason: ExitReason::Error,
+        message: Some(message.to_string()),
+    };
+    pod.event(EventType::Warning, reason, "pod", message.to_string());
+    pod.status.send_modify(|s| {
+        let at = status::now();
+        for c in s
+            .init_container_statuses
+            .iter_mut()
+            .chain(&mut s.container_statuses)
+        {
+            if c.state.is_running() {
+                let _ = c.terminate(&exit, at);
+            }
+        }
+        s.phase = PodPhase::Failed;
+        s.reason = Some(reason.to_string());
+        s.message = Some(message.to_string());
+    });
+    let _ = pod.done.send_replace(true);
+}
+
 /// The pod's container tasks: sidecars apart, because the pod completes
 /// without them.
 #[derive(Default)]
@@ -328,7 +385,7 @@ struct Tasks {
 
 /// Creates the volumes; on failure the pod fails with the reason.
 fn prepare(pod: &Arc<PodShared>) -> Option<Arc<Sandbox>> {
-    match Sandbox::prepare(&pod.spec, &pod.dir) {
+    match Sandbox::prepare(&pod.spec, &pod.dir, &pod.trash) {
         Ok(s) => {
             let s = Arc::new(s);
             *pod.sandbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
@@ -480,9 +537,9 @@ impl PodShared {
     /// Converts an elapsed wall time into Kubernetes time (undoes the scale).
     fn scaled_back(&self, d: Duration) -> Duration {
         if self.config.time_scale > 0.0 {
-            d.div_f64(self.config.time_scale)
+            scale(d, 1.0 / self.config.time_scale)
         } else {
-            Duration::MAX
+            FOREVER
         }
     }
 }
@@ -498,6 +555,11 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
         .map(|s| s.restart_count + u32::from(s.last_state.is_some()))
         .unwrap_or(0);
     let log_path = crate::log_file(&pod.dir, &c.name, restart);
+    // As the kubelet does, only the current and the previous run's logs
+    // are kept (`kubectl logs` and `kubectl logs --previous`).
+    if let Some(old) = restart.checked_sub(2) {
+        crate::log::remove_run(&crate::log_file(&pod.dir, &c.name, old));
+    }
     let prepared = sandbox.preopens(c).and_then(|preopens| {
         let run_dir = sandbox.fresh_run_dir(&c.name, restart == 0)?;
         ContainerLog::create(
@@ -534,7 +596,20 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
     );
     let id = format!("wasipod://{}/{}/{restart}", pod.spec.uid, c.name);
 
-    let cfg = pod.guest_config(c, None, preopens, &run_dir, log);
+    let (run_path, run_dir) = run_dir;
+    let cfg = match pod.guest_config(c, None, preopens, &run_path, log) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let exit = Exit {
+                code: 128,
+                reason: ExitReason::StartError,
+                message: Some(e.to_string()),
+            };
+            pod.event(EventType::Warning, "Failed", &object, format!("Error: {e}"));
+            pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
+            return exit;
+        }
+    };
     let control = Arc::new(Control {
         kill: watch::channel(None).0,
         exited: CancellationToken::new(),
@@ -590,7 +665,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
 /// at once (exit 137).
 async fn terminate(pod: &Arc<PodShared>, grace: Duration) {
     pod.terminating.cancel();
-    let deadline = tokio::time::Instant::now() + pod.scaled(grace);
+    let deadline = after(pod.scaled(grace));
     let running: Vec<(String, Arc<Control>)> = pod
         .controls
         .lock()
@@ -642,7 +717,7 @@ async fn stop(pod: &PodShared, name: &str, control: &Control, grace: Duration) {
 /// preStop, then SIGTERM, then SIGKILL when `grace` is over. A preStop
 /// still running when the grace period ends gets one 2 s extension.
 pub(crate) async fn terminate_one(pod: &PodShared, name: &str, control: &Control, grace: Duration) {
-    let mut deadline = tokio::time::Instant::now() + pod.scaled(grace);
+    let mut deadline = after(pod.scaled(grace));
     if let Some(c) = pod.spec.container(name)
         && let Some(hook) = &c.pre_stop
         && !grace.is_zero()
@@ -661,7 +736,7 @@ pub(crate) async fn terminate_one(pod: &PodShared, name: &str, control: &Control
                         break Some(Err("the grace period and its 2 s extension ran out".to_string()));
                     }
                     extended = true;
-                    deadline += pod.scaled(PRESTOP_EXTENSION);
+                    deadline = deadline.checked_add(pod.scaled(PRESTOP_EXTENSION)).unwrap_or(deadline);
                     pod.event(
                         EventType::Warning,
                         "FailedPreStopHook",
@@ -682,10 +757,10 @@ pub(crate) async fn terminate_one(pod: &PodShared, name: &str, control: &Control
     }
     if grace.is_zero() || pod.kill_now.is_cancelled() {
         control.kill(137);
-    } else if !control.run_dir.join(SIGTERM_HANDLER_FILE).exists() {
+    } else if !control.run_dir.has(SIGTERM_HANDLER_FILE) {
         control.kill(143);
     } else {
-        if let Err(e) = std::fs::write(control.run_dir.join(TERMINATION_FILE), b"SIGTERM\n") {
+        if let Err(e) = control.run_dir.place(TERMINATION_FILE, b"SIGTERM\n") {
             tracing::warn!(container = name, error = %e, "could not deliver SIGTERM; killing");
             control.kill(137);
         }

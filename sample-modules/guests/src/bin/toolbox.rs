@@ -36,6 +36,9 @@
 //! | `accept ADDR` | listen, accept one connection, read it to its end |
 //! | `read-eof ADDR` | connect, read until the peer closes, print `eof after N bytes` |
 //! | `wait-port ADDR [MS]` | retry connecting until a listener answers (exit 1 after MS) |
+//! | `swap-symlink PATH TARGET` | forever: move the folder PATH aside, put a symlink to TARGET in its place, then the folder back (a subPath race) |
+//! | `open-many PREFIX N` | create and keep open PREFIX0..PREFIXN-1; print `opened K: ok` or `opened K: error KIND` at the first failure; then sleep forever |
+//! | `make-files DIR N` | create N empty files in DIR |
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -304,6 +307,47 @@ fn run(cmd: &[String]) {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+        "swap-symlink" => {
+            let (path, target) = (arg(1), arg(2));
+            let aside = format!("{path}.aside");
+            println!("swapping {path}");
+            std::io::stdout().flush().ok();
+            loop {
+                if std::fs::rename(path, &aside).is_ok() {
+                    let _ = symlink(target, path);
+                    let _ = std::fs::remove_file(path);
+                    let _ = std::fs::rename(&aside, path);
+                }
+            }
+        }
+        "open-many" => {
+            let n: usize = arg(2).parse().unwrap();
+            let mut files = Vec::new();
+            for i in 0..n {
+                match std::fs::File::create(format!("{}{i}", arg(1))) {
+                    Ok(f) => files.push(f),
+                    Err(e) => {
+                        println!("opened {}: error {}", files.len(), kind(&e));
+                        std::io::stdout().flush().ok();
+                        break;
+                    }
+                }
+            }
+            if files.len() == n {
+                println!("opened {n}: ok");
+                std::io::stdout().flush().ok();
+            }
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        "make-files" => {
+            let n: usize = arg(2).parse().unwrap();
+            for i in 0..n {
+                std::fs::write(format!("{}/{i}", arg(1)), b"").unwrap();
+            }
+            println!("made {n} files");
         }
         "count" => {
             for i in 1..=arg(1).parse::<u64>().unwrap() {

@@ -2,6 +2,10 @@
 //! interruption, the compile cache (in memory and on disk), and running one
 //! guest to its end.
 
+mod files;
+
+pub(crate) use files::FileBudget;
+
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -65,6 +69,7 @@ pub(crate) struct Image {
 pub(crate) struct P1State {
     wasi: WasiP1Ctx,
     limits: MemoryLimiter,
+    files: files::GuestFiles,
 }
 
 /// Store data of a wasip2 guest.
@@ -73,6 +78,7 @@ pub(crate) struct P2State {
     table: ResourceTable,
     limits: MemoryLimiter,
     net: Arc<PodNet>,
+    files: files::GuestFiles,
 }
 
 impl WasiView for P2State {
@@ -84,15 +90,25 @@ impl WasiView for P2State {
     }
 }
 
-/// Caps a guest's linear memory (all its memories together) and records
-/// that the cap was hit, so the exit can be reported as OOMKilled.
+/// Caps a guest's memory (its linear memories and its tables together)
+/// and records that the cap was hit, so the exit can be reported as
+/// OOMKilled.
 struct MemoryLimiter {
     limit: Option<u64>,
+    /// Bytes of linear memory and table elements the guest holds.
     used: u64,
-    exceeded: Option<u64>,
+    /// Why the guest was stopped, once it was.
+    exceeded: Option<String>,
     /// With the pooling allocator, a slot's memory size caps every guest.
     slot_cap: Option<u64>,
 }
+
+/// What one table element costs the host (a pointer), counted against the
+/// memory limit: tables live outside linear memory but in the same RAM.
+const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// The most elements any table may have, memory limit or not.
+const MAX_TABLE_ELEMENTS: usize = 10_000_000;
 
 #[derive(Debug)]
 struct OomKill;
@@ -104,6 +120,29 @@ impl std::fmt::Display for OomKill {
 }
 impl std::error::Error for OomKill {}
 
+impl MemoryLimiter {
+    /// Accounts for growing a memory or table from `current` to `desired`
+    /// bytes; refuses (and remembers why) past the limit.
+    fn grow(&mut self, what: &str, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let after = self.used.saturating_sub(current).saturating_add(desired);
+        let message = match (self.limit, self.slot_cap) {
+            (Some(limit), _) if after > limit => Some(format!(
+                "memory limit of {limit} bytes exceeded: the guest asked for {after} bytes ({what})"
+            )),
+            (_, Some(slot)) if what == "linear memory" && desired > slot => Some(format!(
+                "the guest asked for {desired} bytes of linear memory, more than the instance pool's slot of {slot} bytes (RuntimeConfig::pool.max_memory; set resources.limits.memory to fail earlier with a clear limit)"
+            )),
+            _ => None,
+        };
+        if let Some(message) = message {
+            self.exceeded = Some(message);
+            return Err(wasmtime::Error::new(OomKill));
+        }
+        self.used = after;
+        Ok(true)
+    }
+}
+
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
@@ -111,23 +150,23 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let after = self.used - current as u64 + desired as u64;
-        let slot_full = self.slot_cap.is_some_and(|cap| desired as u64 > cap);
-        if slot_full || self.limit.is_some_and(|limit| after > limit) {
-            self.exceeded = Some(after);
-            return Err(wasmtime::Error::new(OomKill));
-        }
-        self.used = after;
-        Ok(true)
+        self.grow("linear memory", current as u64, desired as u64)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 10_000_000)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.grow(
+            "tables",
+            current as u64 * TABLE_ELEMENT_BYTES,
+            desired as u64 * TABLE_ELEMENT_BYTES,
+        )
     }
 }
 
@@ -157,9 +196,44 @@ impl Default for PoolConfig {
 /// A directory given to a guest.
 #[derive(Debug, Clone)]
 pub(crate) struct Preopen {
-    pub host: PathBuf,
+    pub host: HostDir,
     pub guest: String,
     pub read_only: bool,
+}
+
+/// The host side of a preopen.
+#[derive(Debug, Clone)]
+pub(crate) enum HostDir {
+    /// A path no guest can change (a volume's own folder, a container's
+    /// runtime folder, a hostPath as the manifest names it).
+    Path(PathBuf),
+    /// A folder inside a volume (`subPath`, `workingDir`), opened once
+    /// through cap-std so that no symlink leads out of the volume, and
+    /// handed to wasmtime-wasi as that very open folder (`/proc/self/fd/N`),
+    /// never as a path that could be swapped before it is opened again.
+    Open(Arc<cap_std::fs::Dir>),
+}
+
+impl HostDir {
+    /// What wasmtime-wasi opens.
+    fn path(&self) -> PathBuf {
+        match self {
+            HostDir::Path(p) => p.clone(),
+            HostDir::Open(dir) => {
+                use std::os::fd::AsRawFd;
+                PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for HostDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostDir::Path(p) => write!(f, "{}", p.display()),
+            HostDir::Open(_) => f.write_str("a folder inside the volume"),
+        }
+    }
 }
 
 /// Everything a guest run needs besides its image.
@@ -187,6 +261,7 @@ pub(crate) struct Engine {
     p2: wasmtime::component::Linker<P2State>,
     cache: CompileCache,
     ticker_stop: Arc<AtomicBool>,
+    files: Arc<FileBudget>,
 }
 
 impl Drop for Engine {
@@ -200,6 +275,7 @@ impl Engine {
         cache_dir: Option<PathBuf>,
         tick: Duration,
         pool: Option<PoolConfig>,
+        files: Arc<FileBudget>,
     ) -> Result<Self, RuntimeError> {
         let engine = match pool {
             // Freed slots keep the pages their guest touched (up to a limit)
@@ -212,8 +288,11 @@ impl Engine {
         };
 
         let mut p1 = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| {
+            s.files.before_p1_call(&mut s.wasi);
+            &mut s.wasi
+        })
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         // wasmtime-wasi refuses exit codes >= 126; a process may use 0..=255.
         p1.allow_shadowing(true);
         p1.func_wrap(
@@ -234,6 +313,7 @@ impl Engine {
             pod: &s.net,
         })
         .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        files::add_p2(&mut p2).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Io {
@@ -277,6 +357,7 @@ impl Engine {
             p2,
             cache,
             ticker_stop,
+            files,
         })
     }
 
@@ -442,15 +523,11 @@ impl Engine {
             } else {
                 FsPerms::ReadWrite
             };
-            if let Err(e) = builder.preopened_dir(&p.host, &p.guest, perms) {
+            if let Err(e) = builder.preopened_dir(p.host.path(), &p.guest, perms) {
                 return Exit {
                     code: 128,
                     reason: ExitReason::StartError,
-                    message: Some(format!(
-                        "cannot open mount {} ({}): {e:#}",
-                        p.guest,
-                        p.host.display()
-                    )),
+                    message: Some(format!("cannot open mount {} ({}): {e:#}", p.guest, p.host)),
                 };
             }
         }
@@ -467,11 +544,12 @@ impl Engine {
                     P1State {
                         wasi: builder.build_p1(),
                         limits,
+                        files: files::GuestFiles::new(self.files.clone()),
                     },
                 );
                 store.limiter(|s| &mut s.limits);
                 store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+                store.epoch_deadline_callback(|_| Ok(yield_to_driver()));
                 let result = async {
                     let instance = pre
                         .instantiate_async(&mut store)
@@ -481,7 +559,15 @@ impl Engine {
                     start.call_async(&mut store, ()).await
                 }
                 .await;
-                (result, store.data().limits.exceeded)
+                (
+                    result,
+                    store
+                        .data_mut()
+                        .limits
+                        .exceeded
+                        .take()
+                        .map(Exceeded::Memory),
+                )
             }
             Prepared::P2(pre) => {
                 let mut store = Store::new(
@@ -491,11 +577,12 @@ impl Engine {
                         table: ResourceTable::new(),
                         limits,
                         net: cfg.net.clone(),
+                        files: files::GuestFiles::new(self.files.clone()),
                     },
                 );
                 store.limiter(|s| &mut s.limits);
                 store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+                store.epoch_deadline_callback(|_| Ok(yield_to_driver()));
                 let result = async {
                     let command = pre
                         .instantiate_async(&mut store)
@@ -507,10 +594,25 @@ impl Engine {
                     }
                 }
                 .await;
-                (result, store.data().limits.exceeded)
+                (
+                    result,
+                    store
+                        .data_mut()
+                        .limits
+                        .exceeded
+                        .take()
+                        .map(Exceeded::Memory),
+                )
             }
         };
-        let exit = classify(result, exceeded, cfg.memory_limit);
+        let exceeded = exceeded.or_else(|| {
+            result
+                .as_ref()
+                .err()
+                .and_then(|e| files::too_many(e, &self.files))
+                .map(Exceeded::Files)
+        });
+        let exit = classify(result, exceeded);
         cfg.log.finish();
         if let Some(detail) = &exit.message
             && exit.reason != ExitReason::Completed
@@ -521,11 +623,30 @@ impl Engine {
     }
 }
 
+/// What a guest does at each epoch tick: it yields through tokio's
+/// `yield_now`, which lets the worker poll its timer and I/O driver before
+/// the guest runs again. A plain yield (`UpdateDeadline::Yield`) would put
+/// the guest straight back in the run queue: with as many CPU-bound guests
+/// as worker threads, tokio would then check its timers only every few
+/// dozen polls, each a whole tick long, and grace periods, probe periods
+/// and sleeps would come most of a second late.
+fn yield_to_driver() -> UpdateDeadline {
+    UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+}
+
 /// Maps how a guest call ended to a container exit, with Kubernetes'
 /// conventions: exit codes as given, 137 for OOMKilled, and for traps the
 /// codes of the matching signals (139 for an out-of-bounds access like
 /// SIGSEGV, 134 for other traps like abort's SIGABRT).
-fn classify(result: wasmtime::Result<()>, exceeded: Option<u64>, limit: Option<u64>) -> Exit {
+/// A limit that stopped a guest.
+enum Exceeded {
+    /// Its memory limit (or the pool's slot): OOMKilled.
+    Memory(String),
+    /// Its open-file cap (wasip1).
+    Files(String),
+}
+
+fn classify(result: wasmtime::Result<()>, exceeded: Option<Exceeded>) -> Exit {
     let err = match result {
         Ok(()) => return Exit::code(0),
         Err(e) => e,
@@ -533,15 +654,22 @@ fn classify(result: wasmtime::Result<()>, exceeded: Option<u64>, limit: Option<u
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return Exit::code(exit.0);
     }
-    if let Some(used) = exceeded {
-        return Exit {
-            code: 137,
-            reason: ExitReason::OomKilled,
-            message: Some(format!(
-                "memory limit of {} bytes exceeded: the guest asked for {used} bytes of linear memory",
-                limit.unwrap_or(0)
-            )),
-        };
+    match exceeded {
+        Some(Exceeded::Memory(message)) => {
+            return Exit {
+                code: 137,
+                reason: ExitReason::OomKilled,
+                message: Some(message),
+            };
+        }
+        Some(Exceeded::Files(message)) => {
+            return Exit {
+                code: 1,
+                reason: ExitReason::Error,
+                message: Some(message),
+            };
+        }
+        None => {}
     }
     if err.downcast_ref::<StartFailed>().is_some() && err.downcast_ref::<Trap>().is_none() {
         return Exit {
@@ -550,7 +678,9 @@ fn classify(result: wasmtime::Result<()>, exceeded: Option<u64>, limit: Option<u
             message: Some(format!("{err:#}")),
         };
     }
-    let detail = format!("{err:?}");
+    // The error chain with the guest's wasm backtrace; never `{:?}`, which
+    // adds the host's Rust backtrace when RUST_BACKTRACE is set.
+    let detail = format!("{err:#}");
     let detail: String = detail.chars().take(4096).collect();
     match err.downcast_ref::<Trap>() {
         Some(trap) => Exit {
