@@ -21,7 +21,7 @@
 //! let status = pod.wait().await;                       // until Succeeded/Failed
 //! println!("phase: {}", status.phase);
 //! println!("{}", String::from_utf8_lossy(&pod.logs("app", false)?));
-//! pod.delete(Some(Duration::ZERO)).await;             // removes emptyDirs
+//! pod.delete(Some(Duration::ZERO)).await;             // removes its folder
 //! # Ok(()) }
 //! ```
 //!
@@ -35,12 +35,13 @@
 //! | [`manifest`] | wire types: Kubernetes objects as written in YAML, strict parsing |
 //! | [`pod`] | validated domain types ([`PodSpec`]) and the supervisor |
 //! | [`status`] | pod status, container state machine, phase and condition rules, events |
-//! | `engine` | the wasmtime engine, epoch preemption, compile cache, running one guest |
+//! | `engine` | the wasmtime engine, epoch preemption, compile cache, running one guest, open-file caps |
 //! | [`net`] | the pod network: `wasi:sockets` over in-memory streams, pod IPs, publishing, outbound |
 //! | `probe` | probes and hook actions (exec, httpGet, tcpSocket, sleep) |
 //! | `volume` | emptyDir / hostPath / configMap / secret directories and preopens |
 //! | `log` | bounded per-container log files and the live line stream |
 //! | [`quantity`] | Kubernetes quantities (`64Mi`, `1G`) |
+//! | [`state`] | the state folder: which runtime owns which pods, reclaiming what dead runtimes left, background removal |
 //!
 //! ## Sandbox
 //!
@@ -94,7 +95,8 @@ pub struct RuntimeConfig {
     /// the engine configuration). `None`: memory only.
     pub cache_dir: Option<PathBuf>,
     /// Where pods keep their volumes and logs
-    /// (`<state_dir>/pods/<namespace>_<name>_<uid>/`). `None`: a temporary
+    /// (`<state_dir>/pods/<namespace>_<name>_<uid>/`), and runtimes their
+    /// locks (see [`state`]). `None`: a temporary
     /// directory, on tmpfs (`/dev/shm`) where there is one, removed when the
     /// runtime is dropped.
     pub state_dir: Option<PathBuf>,
@@ -792,8 +794,10 @@ impl Pod {
 
     /// Deletes the pod: stops its containers (grace `None` = the pod's
     /// `terminationGracePeriodSeconds`; `Some(0)` kills at once), removes its
-    /// emptyDir/configMap/secret folders (logs stay), and returns the final
-    /// status.
+    /// emptyDir/configMap/secret folders and, unless
+    /// [`RuntimeConfig::retain_deleted_pods`], its whole folder with the
+    /// logs (moved aside at once, removed in the background), and returns
+    /// the final status.
     pub async fn delete(&self, grace: Option<Duration>) -> PodStatus {
         let status = delete_pod(&self.shared, grace).await;
         let key = (

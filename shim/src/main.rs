@@ -58,7 +58,7 @@ enum Command {
         /// Print only the containers' output (no events).
         #[arg(short, long)]
         quiet: bool,
-        /// Publish a pod port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT
+        /// Publish a pod port on the host: `[HOST_IP:]HOST_PORT:CONTAINER_PORT`
         /// (host IP 127.0.0.1 by default). Repeatable.
         #[arg(
             short = 'p',

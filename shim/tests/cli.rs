@@ -437,3 +437,76 @@ fn trap_messages_carry_no_host_frames() {
         assert!(!message.contains(host), "host frame {host:?} in: {message}");
     }
 }
+
+/// CPU time (user + system, in clock ticks) a process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A published port whose accepts fail (the process is out of file
+/// descriptors, with clients still waiting) pauses between tries instead
+/// of spinning a core.
+#[test]
+fn failing_accepts_on_a_published_port_do_not_spin() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("echo.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: echo}}\nspec:\n  containers: [{{name: c, image: {t}, args: [serve, '0.0.0.0:7000']}}]\n",
+            t = wasipod_samples::TCP_ECHO_P2
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = env.cmd();
+    cmd.args([
+        "run",
+        "-p",
+        &format!("{port}:7000"),
+        manifest.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; it runs in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    wait_for("the port answers", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    // More clients than the process has descriptors: the kernel completes
+    // their handshakes, the runtime's accepts fail with EMFILE.
+    let clients: Vec<_> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(clients.len() > 64, "{} clients", clients.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(child.id()) - before;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A spinning accept loop takes a whole core: 200 ticks in 2 s.
+    assert!(used < 60, "{used} ticks of CPU in 2 s with accepts failing");
+}

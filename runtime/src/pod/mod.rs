@@ -5,6 +5,6 @@ pub(crate) mod spec;
 pub(crate) mod supervisor;
 
 pub use spec::{
-    Action, ContainerKind, ContainerSpec, DEFAULT_GRACE, EnvValue, ExpansionTooLarge,
+    Action, ContainerKind, ContainerSpec, DEFAULT_GRACE, EnvValue, Environment, ExpansionTooLarge,
     MAX_EXPANDED_BYTES, MountSpec, PodSpec, ProbeSpec, RestartPolicy, VolumeSource, VolumeSpec,
 };

@@ -202,6 +202,9 @@ pub enum EnvValue {
 /// of allocating gigabytes.
 pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
+/// A guest's environment: names and values, in order.
+pub type Environment = Vec<(String, String)>;
+
 /// argv and environment exceed [`MAX_EXPANDED_BYTES`] once expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpansionTooLarge {
@@ -227,10 +230,7 @@ impl ContainerSpec {
     /// argv and environment for a run in a pod with address `pod_ip`, with
     /// the `$(VAR)` expansion of Kubernetes applied, at most
     /// [`MAX_EXPANDED_BYTES`] in all.
-    pub fn resolve(
-        &self,
-        pod_ip: &str,
-    ) -> Result<(Vec<String>, Vec<(String, String)>), ExpansionTooLarge> {
+    pub fn resolve(&self, pod_ip: &str) -> Result<(Vec<String>, Environment), ExpansionTooLarge> {
         let mut budget = MAX_EXPANDED_BYTES;
         let too_large = |field: &'static str, item: &str| ExpansionTooLarge {
             field,

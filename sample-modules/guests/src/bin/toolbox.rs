@@ -36,7 +36,7 @@
 //! | `accept ADDR` | listen, accept one connection, read it to its end |
 //! | `read-eof ADDR` | connect, read until the peer closes, print `eof after N bytes` |
 //! | `wait-port ADDR [MS]` | retry connecting until a listener answers (exit 1 after MS) |
-//! | `swap-symlink PATH TARGET` | forever: move the folder PATH aside, put a symlink to TARGET in its place, then the folder back (a subPath race) |
+//! | `swap-symlink PATH TARGET` | forever: swap the folder PATH for a symlink to TARGET and back, by renames (a subPath race) |
 //! | `open-many PREFIX N` | create and keep open PREFIX0..PREFIXN-1; print `opened K: ok` or `opened K: error KIND` at the first failure; then sleep forever |
 //! | `make-files DIR N` | create N empty files in DIR |
 
@@ -309,16 +309,27 @@ fn run(cmd: &[String]) {
             }
         }
         "swap-symlink" => {
+            // PATH is the folder or a symlink to TARGET in turn, with only
+            // a rename's gap in between.
             let (path, target) = (arg(1), arg(2));
-            let aside = format!("{path}.aside");
+            let (aside, link) = (format!("{path}.aside"), format!("{path}.link"));
+            let _ = symlink(target, &link);
+            let mut strays = 0u64;
             println!("swapping {path}");
             std::io::stdout().flush().ok();
             loop {
-                if std::fs::rename(path, &aside).is_ok() {
-                    let _ = symlink(target, path);
-                    let _ = std::fs::remove_file(path);
+                if std::fs::rename(path, &aside).is_err() {
+                    // The mount's own start created a new PATH while the
+                    // folder was away: move that one out of the way (as
+                    // PATH.stray-N) and put the folder back.
+                    strays += 1;
+                    let _ = std::fs::rename(path, format!("{path}.stray-{strays}"));
                     let _ = std::fs::rename(&aside, path);
+                    continue;
                 }
+                let _ = std::fs::rename(&link, path);
+                let _ = std::fs::rename(path, &link);
+                let _ = std::fs::rename(&aside, path);
             }
         }
         "open-many" => {
