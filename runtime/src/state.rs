@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, mpsc};
 
 /// A runtime's hold on a state folder.
 #[derive(Debug)]
@@ -176,31 +177,44 @@ pub(crate) fn move_aside(dir: &Path, trash: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Removes folders on a thread of their own (a pod with 250,000 files
-/// takes seconds to remove; its deletion does not wait for that).
+/// Removes folders on the process's removal thread (a pod with 250,000
+/// files takes seconds to remove; its deletion does not wait for that,
+/// nor does the process's exit: what is left in the trash then is removed
+/// by the next runtime on the same state folder).
 pub(crate) fn remove_in_background(dirs: Vec<PathBuf>) {
+    static REMOVER: OnceLock<Mutex<Option<mpsc::Sender<PathBuf>>>> = OnceLock::new();
     if dirs.is_empty() {
         return;
     }
-    let work = move || {
-        for d in dirs {
-            if let Err(e) = std::fs::remove_dir_all(&d)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(dir = %d.display(), error = %e, "could not remove a folder");
+    let sender = REMOVER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<PathBuf>();
+        let started = std::thread::Builder::new()
+            .name("wasipod-remove".into())
+            .spawn(move || {
+                for d in rx {
+                    remove_now(&d);
+                }
+            });
+        Mutex::new(started.ok().map(|_| tx))
+    });
+    let sender = sender.lock().unwrap_or_else(|e| e.into_inner());
+    for d in dirs {
+        match sender.as_ref() {
+            Some(tx) => {
+                if let Err(mpsc::SendError(d)) = tx.send(d) {
+                    remove_now(&d);
+                }
             }
+            None => remove_now(&d),
         }
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => drop(handle.spawn_blocking(work)),
-        Err(_) => {
-            if let Err(e) = std::thread::Builder::new()
-                .name("wasipod-remove".into())
-                .spawn(work)
-            {
-                tracing::warn!(error = %e, "could not start the removal thread");
-            }
-        }
+    }
+}
+
+fn remove_now(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove a folder");
     }
 }
 

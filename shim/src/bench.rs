@@ -143,18 +143,15 @@ pub fn bench(args: BenchArgs) -> Result<Report> {
     let spec = PodSpec::from_file(&args.manifest)?;
     // The pooling allocator, with a slot for every guest that can run at
     // once (every slot costs address space and kernel mappings, even unused).
-    let per_pod = spec.guest_slots();
     let in_flight = if args.hold {
         args.count
     } else {
         args.concurrency
     } as u32;
-    let largest = spec.largest_memory_limit();
-    let pool = (!args.no_pool).then(|| wasipod::PoolConfig {
-        slots: in_flight.saturating_mul(per_pod).saturating_add(16).max(64),
-        max_memory: largest
-            .unwrap_or(0)
-            .max(wasipod::PoolConfig::default().max_memory),
+    let pool = (!args.no_pool).then(|| {
+        let mut pool = wasipod::PoolConfig::sized_for(&spec, in_flight, 16);
+        pool.slots = pool.slots.max(64);
+        pool
     });
     let config = RuntimeConfig {
         cache_dir: args

@@ -311,13 +311,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     config.cache_dir = args.cache_dir.or_else(RuntimeConfig::default_cache_dir);
     // One pod: an instance pool just for it (a node-sized pool of a thousand
     // slots takes milliseconds to set up and tear down).
-    config.pool = Some(wasipod::PoolConfig {
-        slots: spec.guest_slots() + 2,
-        max_memory: spec
-            .largest_memory_limit()
-            .unwrap_or(0)
-            .max(wasipod::PoolConfig::default().max_memory),
-    });
+    config.pool = Some(wasipod::PoolConfig::sized_for(&spec, 1, 2));
     let runtime = Runtime::new(config)?;
     let pod = runtime.prepare_pod(spec).await?;
     let record = pod.dir().to_path_buf();

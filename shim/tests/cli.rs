@@ -505,8 +505,34 @@ fn failing_accepts_on_a_published_port_do_not_spin() {
     let before = cpu_ticks(child.id());
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_ticks(child.id()) - before;
+    eprintln!("{used} ticks of CPU in 2 s with accepts failing");
     child.kill().unwrap();
     child.wait().unwrap();
     // A spinning accept loop takes a whole core: 200 ticks in 2 s.
     assert!(used < 60, "{used} ticks of CPU in 2 s with accepts failing");
+}
+
+/// A memory limit larger than any wasm32 guest can use is refused at
+/// create naming the field (it was an mmap error naming nothing).
+#[test]
+fn a_huge_memory_limit_is_refused_naming_the_field() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("big.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: big}}\nspec:\n  containers: [{{name: c, image: {t}, resources: {{limits: {{memory: 64Ti}}}}}}]\n",
+            t = wasipod_samples::HELLO_P1
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["run", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("spec.containers[0].resources.limits[memory]: 70368744177664 bytes exceed"),
+        "{}",
+        text(&out.stderr)
+    );
 }

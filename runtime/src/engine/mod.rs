@@ -181,6 +181,30 @@ pub struct PoolConfig {
     pub max_memory: u64,
 }
 
+impl PoolConfig {
+    /// The largest useful slot: a wasm32 linear memory cannot grow past
+    /// 4 GiB, so a larger `limits.memory` never needs a larger slot.
+    pub const MAX_SLOT_MEMORY: u64 = 4 << 30;
+
+    /// A pool for `pods` copies of `spec` at once, plus `spare` guests:
+    /// each container and exec action gets a slot, and slots are as large
+    /// as the largest memory limit (at least the default 1 GiB, at most
+    /// [`PoolConfig::MAX_SLOT_MEMORY`]; a limit above that is then refused
+    /// at create, naming its field).
+    pub fn sized_for(spec: &crate::PodSpec, pods: u32, spare: u32) -> Self {
+        Self {
+            slots: spec
+                .guest_slots()
+                .saturating_mul(pods)
+                .saturating_add(spare),
+            max_memory: spec
+                .largest_memory_limit()
+                .unwrap_or(0)
+                .clamp(Self::default().max_memory, Self::MAX_SLOT_MEMORY),
+        }
+    }
+}
+
 impl Default for PoolConfig {
     /// 1000 guests (a node's 110 pods of a few containers each, with room),
     /// 1 GiB of linear memory each. Each slot reserves address space, not
