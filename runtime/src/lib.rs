@@ -225,7 +225,10 @@ impl Drop for RuntimeInner {
         for pod in pods {
             pod.delete.cancel();
             pod.net.stop.cancel();
-            dispose(&pod);
+            // A temporary state folder goes as a whole right after this.
+            if self._temp.is_none() {
+                dispose(&pod);
+            }
         }
     }
 }
@@ -407,7 +410,11 @@ impl Runtime {
                 path: dir.clone(),
                 source: e,
             })?;
-        self.inner.owner.record(&dir_name);
+        // A temporary state folder is reclaimed whole if this process
+        // dies: its pods need no record.
+        if self.inner._temp.is_none() {
+            self.inner.owner.record(&dir_name);
+        }
 
         let net = self
             .inner

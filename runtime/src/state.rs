@@ -24,7 +24,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Mutex, OnceLock};
 
 /// A runtime's hold on a state folder.
 #[derive(Debug)]
@@ -177,36 +177,42 @@ pub(crate) fn move_aside(dir: &Path, trash: &Path) -> Option<PathBuf> {
     }
 }
 
+/// How often the removal thread looks for work. Senders never wake it
+/// (a wake-up costs the deleting thread a system call on every deletion):
+/// it finds new folders on its next round.
+const REMOVAL_ROUND: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Removes folders on the process's removal thread (a pod with 250,000
 /// files takes seconds to remove; its deletion does not wait for that,
 /// nor does the process's exit: what is left in the trash then is removed
 /// by the next runtime on the same state folder).
 pub(crate) fn remove_in_background(dirs: Vec<PathBuf>) {
-    static REMOVER: OnceLock<Mutex<Option<mpsc::Sender<PathBuf>>>> = OnceLock::new();
+    static QUEUE: OnceLock<Option<Mutex<Vec<PathBuf>>>> = OnceLock::new();
     if dirs.is_empty() {
         return;
     }
-    let sender = REMOVER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<PathBuf>();
+    let queue = QUEUE.get_or_init(|| {
         let started = std::thread::Builder::new()
             .name("wasipod-remove".into())
-            .spawn(move || {
-                for d in rx {
-                    remove_now(&d);
+            .spawn(|| {
+                loop {
+                    std::thread::park_timeout(REMOVAL_ROUND);
+                    let batch = match QUEUE.get() {
+                        Some(Some(q)) => {
+                            std::mem::take(&mut *q.lock().unwrap_or_else(|e| e.into_inner()))
+                        }
+                        _ => continue,
+                    };
+                    for d in batch {
+                        remove_now(&d);
+                    }
                 }
             });
-        Mutex::new(started.ok().map(|_| tx))
+        started.ok().map(|_| Mutex::new(Vec::new()))
     });
-    let sender = sender.lock().unwrap_or_else(|e| e.into_inner());
-    for d in dirs {
-        match sender.as_ref() {
-            Some(tx) => {
-                if let Err(mpsc::SendError(d)) = tx.send(d) {
-                    remove_now(&d);
-                }
-            }
-            None => remove_now(&d),
-        }
+    match queue {
+        Some(q) => q.lock().unwrap_or_else(|e| e.into_inner()).extend(dirs),
+        None => dirs.iter().for_each(|d| remove_now(d)),
     }
 }
 
@@ -299,6 +305,10 @@ pub fn running_pods(state_dir: &Path) -> HashMap<String, u32> {
     out
 }
 
+/// How old an empty `runtimes/` folder must be before its temporary state
+/// folder counts as abandoned.
+const STARTUP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes the temporary state folders (`wasipod-*` under `base`) of
 /// runtimes that died without removing their own: those whose every lock
 /// file is free.
@@ -323,7 +333,15 @@ pub(crate) fn reclaim_temp_dirs(base: &Path, ours: &Path) {
             any = true;
             held |= File::open(l.path()).map_or(true, |f| !lock(&f, false));
         }
-        if any && !held {
+        // No lock file at all: a runtime that stopped but whose folder
+        // could not be removed, or one starting right now (it takes its
+        // lock within microseconds of making `runtimes/`).
+        let stale = || {
+            std::fs::metadata(dir.join("runtimes"))
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STARTUP_GRACE))
+        };
+        if (any && !held) || (!any && stale()) {
             doomed.push(dir);
         }
     }

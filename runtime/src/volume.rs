@@ -192,7 +192,7 @@ impl Sandbox {
 
     /// A new, empty runtime folder for a container's next run (`first`:
     /// its first run, when the container's folder does not exist yet): its
-    /// path (the guest's preopen) and a handle for the runtime's own use.
+    /// path (the guest's preopen) and the runtime's own way into it.
     pub(crate) fn fresh_run_dir(
         &self,
         container: &str,
@@ -226,7 +226,7 @@ impl Sandbox {
             }
             Err(e) => return Err(io(e)),
         }
-        let handle = RunDir::open(&dir).map_err(io)?;
+        let handle = RunDir(dir.clone());
         Ok((dir, handle))
     }
 
@@ -245,20 +245,22 @@ impl Sandbox {
 }
 
 /// A container's runtime folder (`/run/wasipod` in the guest), as the
-/// runtime touches it: through a handle opened when the folder was made, so
-/// that nothing the guest puts inside (a symlink, a FIFO, a folder) is ever
-/// followed, opened or blocked on by the runtime.
-pub(crate) struct RunDir(Dir);
+/// runtime touches it: through cap-std, so that nothing the guest puts
+/// inside (a symlink, a FIFO, a folder) is ever followed, opened or blocked
+/// on by the runtime. The folder itself is opened by path when needed (no
+/// descriptor is held while the container runs): every component of that
+/// path is the runtime's, since the guest's root is the folder itself.
+pub(crate) struct RunDir(PathBuf);
 
 impl RunDir {
-    fn open(path: &Path) -> std::io::Result<Self> {
-        Dir::open_ambient_dir(path, ambient_authority()).map(RunDir)
+    fn open(&self) -> std::io::Result<Dir> {
+        Dir::open_ambient_dir(&self.0, ambient_authority())
     }
 
     /// Whether an entry of this name exists, of any type (a symlink is
     /// not followed).
     pub(crate) fn has(&self, name: &str) -> bool {
-        self.0.symlink_metadata(name).is_ok()
+        self.open().is_ok_and(|d| d.symlink_metadata(name).is_ok())
     }
 
     /// Makes `name` a regular file holding `bytes`, replacing whatever
@@ -268,30 +270,30 @@ impl RunDir {
     /// follow it).
     pub(crate) fn place(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
+        let dir = self.open()?;
         let mut last = None;
         for attempt in 0..8 {
             let tmp = format!(".wasipod-{}-{attempt}", uuid::Uuid::new_v4().simple());
             let mut options = cap_std::fs::OpenOptions::new();
             options.write(true).create_new(true);
-            let written = self
-                .0
+            let written = dir
                 .open_with(&tmp, &options)
                 .and_then(|mut f| f.write_all(bytes));
             if let Err(e) = written {
-                let _ = self.0.remove_file(&tmp);
+                let _ = dir.remove_file(&tmp);
                 last = Some(e);
                 continue;
             }
-            match self.0.rename(&tmp, &self.0, name) {
+            match dir.rename(&tmp, &dir, name) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     // A folder (or anything a rename cannot replace) is in
                     // the way: removed without following links, then again.
-                    let _ = self.0.remove_dir_all(name);
-                    if self.0.rename(&tmp, &self.0, name).is_ok() {
+                    let _ = dir.remove_dir_all(name);
+                    if dir.rename(&tmp, &dir, name).is_ok() {
                         return Ok(());
                     }
-                    let _ = self.0.remove_file(&tmp);
+                    let _ = dir.remove_file(&tmp);
                     last = Some(e);
                 }
             }

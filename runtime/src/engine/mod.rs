@@ -525,7 +525,7 @@ impl Engine {
 
     /// Runs a guest to its end. Dropping the returned future kills the guest
     /// at once, wherever it is (running wasm or blocked in a host call).
-    pub(crate) async fn run(&self, image: &Image, cfg: GuestConfig) -> Exit {
+    pub(crate) async fn run(&self, image: &Image, mut cfg: GuestConfig) -> Exit {
         let mut builder = WasiCtxBuilder::new();
         builder
             .args(&cfg.argv)
@@ -541,7 +541,9 @@ impl Engine {
         if let Some(wd) = &cfg.working_dir {
             builder.initial_cwd(wd);
         }
-        for p in &cfg.preopens {
+        // wasmtime-wasi opens its own descriptors: the folders handed over
+        // (HostDir::Open) are closed once it has.
+        for p in std::mem::take(&mut cfg.preopens) {
             let perms = if p.read_only {
                 FsPerms::ReadOnly
             } else {

@@ -105,7 +105,7 @@ pub(crate) struct Control {
     /// Cancelled when the run has ended, however it ended.
     exited: CancellationToken,
     /// The container's runtime folder (`/run/wasipod` in the guest),
-    /// touched only through this handle.
+    /// touched only through this.
     run_dir: crate::volume::RunDir,
 }
 
