@@ -544,6 +544,24 @@ impl PodShared {
     }
 }
 
+/// A run that could not start (mounts, log, environment): `StartError`,
+/// exit 128, with the reason in an event and in the status.
+fn start_failed(
+    pod: &PodShared,
+    c: &ContainerSpec,
+    object: &str,
+    e: &dyn std::fmt::Display,
+) -> Exit {
+    let exit = Exit {
+        code: 128,
+        reason: ExitReason::StartError,
+        message: Some(e.to_string()),
+    };
+    pod.event(EventType::Warning, "Failed", object, format!("Error: {e}"));
+    pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
+    exit
+}
+
 /// One run of one container.
 async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit {
     let object = PodShared::object(c);
@@ -577,16 +595,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
     });
     let (preopens, log, run_dir) = match prepared {
         Ok(p) => p,
-        Err(e) => {
-            let exit = Exit {
-                code: 128,
-                reason: ExitReason::StartError,
-                message: Some(e.to_string()),
-            };
-            pod.event(EventType::Warning, "Failed", &object, format!("Error: {e}"));
-            pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
-            return exit;
-        }
+        Err(e) => return start_failed(pod, c, &object, &e),
     };
     pod.event(
         EventType::Normal,
@@ -599,16 +608,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec, sandbox: &Sandbox) -> Exit
     let (run_path, run_dir) = run_dir;
     let cfg = match pod.guest_config(c, None, preopens, &run_path, log) {
         Ok(cfg) => cfg,
-        Err(e) => {
-            let exit = Exit {
-                code: 128,
-                reason: ExitReason::StartError,
-                message: Some(e.to_string()),
-            };
-            pod.event(EventType::Warning, "Failed", &object, format!("Error: {e}"));
-            pod.update_container(c, |cs| cs.terminate(&exit, status::now()));
-            return exit;
-        }
+        Err(e) => return start_failed(pod, c, &object, &e),
     };
     let control = Arc::new(Control {
         kill: watch::channel(None).0,
