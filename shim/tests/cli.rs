@@ -200,6 +200,36 @@ fn pod_json(state: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&std::fs::read(dir.join("pod.json")).ok()?).ok()
 }
 
+/// Starts `wasipod run MANIFEST` (a pod whose container writes `/w/f` in
+/// an emptyDir) and waits until it runs and the file is there; returns
+/// the process and the pod's folder.
+fn run_until_written(
+    env: &Env,
+    manifest: &Path,
+    output: fn() -> Stdio,
+) -> (std::process::Child, std::path::PathBuf) {
+    let child = env
+        .cmd()
+        .args(["run", manifest.to_str().unwrap()])
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .unwrap();
+    wait_for("the pod runs", || {
+        pod_json(env.state.path()).is_some_and(|j| j["status"]["phase"] == "Running")
+    });
+    let pod_dir = std::fs::read_dir(env.state.path().join("pods"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    wait_for("the emptyDir is written", || {
+        pod_dir.join(".volumes/w/f").exists()
+    });
+    (child, pod_dir)
+}
+
 #[test]
 fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
     let env = Env::new();
@@ -215,25 +245,7 @@ fn sigterm_and_stop_delete_a_running_pod_and_clean_up() {
     .unwrap();
 
     for how in ["SIGTERM", "wasipod stop"] {
-        let child = env
-            .cmd()
-            .args(["run", manifest.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for("the pod runs", || {
-            pod_json(env.state.path()).is_some_and(|j| j["status"]["phase"] == "Running")
-        });
-        let pod_dir = std::fs::read_dir(env.state.path().join("pods"))
-            .unwrap()
-            .flatten()
-            .next()
-            .unwrap()
-            .path();
-        wait_for("the emptyDir is written", || {
-            pod_dir.join(".volumes/w/f").exists()
-        });
+        let (child, pod_dir) = run_until_written(&env, &manifest, Stdio::piped);
         if how == "SIGTERM" {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         } else {
@@ -355,25 +367,7 @@ fn a_killed_run_is_unknown_never_signalled_and_its_volumes_are_reclaimed() {
         ),
     )
     .unwrap();
-    let mut child = env
-        .cmd()
-        .args(["run", manifest.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the pod runs", || {
-        pod_json(env.state.path()).is_some_and(|j| j["status"]["phase"] == "Running")
-    });
-    let pod_dir = std::fs::read_dir(env.state.path().join("pods"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
-    wait_for("the emptyDir is written", || {
-        pod_dir.join(".volumes/w/f").exists()
-    });
+    let (mut child, pod_dir) = run_until_written(&env, &manifest, Stdio::null);
     let out = env.run(&["get"]);
     assert!(
         text(&out.stdout).contains("Running"),

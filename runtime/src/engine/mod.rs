@@ -573,9 +573,7 @@ impl Engine {
                         files: files::GuestFiles::new(self.files.clone()),
                     },
                 );
-                store.limiter(|s| &mut s.limits);
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|_| Ok(yield_to_driver()));
+                arm(&mut store);
                 let result = async {
                     let instance = pre
                         .instantiate_async(&mut store)
@@ -585,15 +583,7 @@ impl Engine {
                     start.call_async(&mut store, ()).await
                 }
                 .await;
-                (
-                    result,
-                    store
-                        .data_mut()
-                        .limits
-                        .exceeded
-                        .take()
-                        .map(Exceeded::Memory),
-                )
+                (result, exceeded_memory(&mut store))
             }
             Prepared::P2(pre) => {
                 let mut store = Store::new(
@@ -606,9 +596,7 @@ impl Engine {
                         files: files::GuestFiles::new(self.files.clone()),
                     },
                 );
-                store.limiter(|s| &mut s.limits);
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(|_| Ok(yield_to_driver()));
+                arm(&mut store);
                 let result = async {
                     let command = pre
                         .instantiate_async(&mut store)
@@ -620,15 +608,7 @@ impl Engine {
                     }
                 }
                 .await;
-                (
-                    result,
-                    store
-                        .data_mut()
-                        .limits
-                        .exceeded
-                        .take()
-                        .map(Exceeded::Memory),
-                )
+                (result, exceeded_memory(&mut store))
             }
         };
         let exceeded = exceeded.or_else(|| {
@@ -647,6 +627,41 @@ impl Engine {
         }
         exit
     }
+}
+
+/// The store data of a guest of either kind.
+trait GuestState: Send + 'static {
+    fn limits(&mut self) -> &mut MemoryLimiter;
+}
+
+impl GuestState for P1State {
+    fn limits(&mut self) -> &mut MemoryLimiter {
+        &mut self.limits
+    }
+}
+
+impl GuestState for P2State {
+    fn limits(&mut self) -> &mut MemoryLimiter {
+        &mut self.limits
+    }
+}
+
+/// What every guest's store gets before it runs: its memory limiter, and
+/// a yield at each epoch tick.
+fn arm<T: GuestState>(store: &mut Store<T>) {
+    store.limiter(|s| s.limits());
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| Ok(yield_to_driver()));
+}
+
+/// Why the memory limiter stopped the guest, if it did.
+fn exceeded_memory<T: GuestState>(store: &mut Store<T>) -> Option<Exceeded> {
+    store
+        .data_mut()
+        .limits()
+        .exceeded
+        .take()
+        .map(Exceeded::Memory)
 }
 
 /// What a guest does at each epoch tick: it yields through tokio's
