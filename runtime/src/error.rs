@@ -212,6 +212,23 @@ pub enum RuntimeError {
         /// Name.
         name: String,
     },
+    /// No pod of that namespace and name.
+    #[error("pods \"{name}\" not found in namespace \"{namespace}\"")]
+    NotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// The object is not in a state that allows this (starting a container
+    /// twice, exec into one that has ended).
+    #[error("{object}: {message}")]
+    FailedPrecondition {
+        /// What it was asked of.
+        object: String,
+        /// Why not now.
+        message: String,
+    },
     /// The pod has no container of that name.
     #[error("container \"{container}\" is not valid for pod \"{pod}\"")]
     NoSuchContainer {
@@ -223,6 +240,78 @@ pub enum RuntimeError {
     /// The manifest was invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+}
+
+/// What kind of failure an error is: each front end maps kinds to its own
+/// codes in one place (gRPC/ttrpc codes, `metav1.Status` reasons, exit
+/// codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The object asked for does not exist.
+    NotFound,
+    /// An object of that name exists already.
+    AlreadyExists,
+    /// The request or manifest is invalid (names the field).
+    InvalidArgument,
+    /// The object is not in a state that allows this now.
+    FailedPrecondition,
+    /// A limit of this runtime or machine was reached (memory slots, ports,
+    /// addresses).
+    ResourceExhausted,
+    /// A failure of the runtime or the host (I/O, the engine).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The name, spelled as gRPC spells the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::AlreadyExists => "AlreadyExists",
+            ErrorKind::InvalidArgument => "InvalidArgument",
+            ErrorKind::FailedPrecondition => "FailedPrecondition",
+            ErrorKind::ResourceExhausted => "ResourceExhausted",
+            ErrorKind::Internal => "Internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ManifestError {
+    /// Its kind: a file that cannot be read is [`ErrorKind::NotFound`] or
+    /// [`ErrorKind::Internal`]; everything else is invalid input.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ManifestError::Read { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                _ => ErrorKind::Internal,
+            },
+            _ => ErrorKind::InvalidArgument,
+        }
+    }
+}
+
+impl RuntimeError {
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RuntimeError::Engine(_) | RuntimeError::Io { .. } => ErrorKind::Internal,
+            RuntimeError::Image { .. } | RuntimeError::Volume { .. } => ErrorKind::InvalidArgument,
+            RuntimeError::Limit { .. } => ErrorKind::InvalidArgument,
+            RuntimeError::Publish { .. } => ErrorKind::ResourceExhausted,
+            RuntimeError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            RuntimeError::NotFound { .. } | RuntimeError::NoSuchContainer { .. } => {
+                ErrorKind::NotFound
+            }
+            RuntimeError::FailedPrecondition { .. } => ErrorKind::FailedPrecondition,
+            RuntimeError::Manifest(e) => e.kind(),
+        }
+    }
 }
 
 /// A transition the container state machine does not allow (a bug in the

@@ -1,5 +1,5 @@
 //! Container logs: stdout and stderr of each run go to
-//! `<pod dir>/logs/<container>/<restartCount>.log` (bounded: the file is
+//! `<pod dir>/<container>/<restartCount>.log` (see `sandbox::layout`; bounded: the file is
 //! rotated to `.log.1` when it reaches the size limit, so at most two files
 //! per run stay on disk), and complete lines are broadcast to subscribers.
 
@@ -51,6 +51,8 @@ struct Inner {
     max: u64,
     partial: [Vec<u8>; 2],
     files: Arc<LogFiles>,
+    /// An exec's output, kept in memory instead of a file (up to `max`).
+    memory: Option<Vec<u8>>,
 }
 
 impl Drop for Inner {
@@ -155,6 +157,7 @@ impl ContainerLog {
             max: max.max(1024),
             partial: [Vec::new(), Vec::new()],
             files: files.clone(),
+            memory: None,
         }));
         files.opened(&inner);
         Ok(Self {
@@ -163,6 +166,31 @@ impl ContainerLog {
             lines,
             files: files.clone(),
         })
+    }
+
+    /// Output kept in memory (an exec's): the first `max` bytes, no file,
+    /// no subscribers.
+    pub(crate) fn capture(max: usize, container: &str, files: &Arc<LogFiles>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                file: None,
+                path: PathBuf::new(),
+                written: 0,
+                max: max as u64,
+                partial: [Vec::new(), Vec::new()],
+                files: files.clone(),
+                memory: Some(Vec::new()),
+            })),
+            container: container.into(),
+            lines: Arc::new(Fanout::new(1)),
+            files: files.clone(),
+        }
+    }
+
+    /// What [`ContainerLog::capture`] kept.
+    pub(crate) fn captured(&self) -> Vec<u8> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.memory.clone().unwrap_or_default()
     }
 
     /// Appends guest output.
@@ -233,6 +261,11 @@ impl Inner {
     /// Appends to the file (reopening it if it was closed to make room);
     /// `true` when it had to be reopened.
     fn append(&mut self, bytes: &[u8]) -> bool {
+        if let Some(memory) = &mut self.memory {
+            let room = (self.max as usize).saturating_sub(memory.len());
+            memory.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            return false;
+        }
         let was_open = self.file.is_some();
         if self.written + bytes.len() as u64 > self.max && self.written > 0 {
             let rotated = self.path.with_extension("log.1");
@@ -262,10 +295,40 @@ impl Inner {
     }
 }
 
-/// Reads a run's log, the rotated part first.
-pub(crate) fn read_log(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Reads a run's log, the rotated part first, keeping only its last
+/// `tail_lines` lines and then at most its last `limit_bytes` bytes. A run
+/// that has not written yet reads as empty when `missing_ok`.
+pub fn read(
+    path: &Path,
+    tail_lines: Option<usize>,
+    limit_bytes: Option<usize>,
+    missing_ok: bool,
+) -> std::io::Result<Vec<u8>> {
     let mut out = std::fs::read(path.with_extension("log.1")).unwrap_or_default();
-    out.extend(std::fs::read(path)?);
+    match std::fs::read(path) {
+        Ok(bytes) => out.extend(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing_ok => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(n) = tail_lines {
+        let body = out.strip_suffix(b"\n").unwrap_or(&out);
+        let start = if n == 0 {
+            out.len()
+        } else {
+            body.iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(n - 1)
+                .map_or(0, |(i, _)| i + 1)
+        };
+        out.drain(..start);
+    }
+    if let Some(max) = limit_bytes
+        && out.len() > max
+    {
+        out.drain(..out.len() - max);
+    }
     Ok(out)
 }
 
@@ -365,7 +428,11 @@ mod tests {
                 .unwrap()
                 .len();
         assert!(on_disk <= 2048, "log kept {on_disk} bytes");
-        assert!(read_log(&path).unwrap().ends_with(&[b'x'; 100]));
+        assert!(
+            read(&path, None, None, false)
+                .unwrap()
+                .ends_with(&[b'x'; 100])
+        );
     }
 
     #[test]
@@ -391,5 +458,20 @@ mod tests {
         }
         drop(logs);
         assert_eq!(files.live(), 0);
+    }
+
+    #[test]
+    fn tail_and_limit_keep_the_newest_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        let read = |tail, limit| String::from_utf8(read(&path, tail, limit, false).unwrap()).unwrap();
+        assert_eq!(read(Some(2), None), "two\nthree\n");
+        assert_eq!(read(Some(5), None), "one\ntwo\nthree\n");
+        assert_eq!(read(Some(0), None), "");
+        assert_eq!(read(None, Some(6)), "three\n");
+        let missing = dir.path().join("1.log");
+        assert!(super::read(&missing, None, None, true).unwrap().is_empty());
+        assert!(super::read(&missing, None, None, false).is_err());
     }
 }

@@ -26,6 +26,29 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use crate::sandbox::layout::{self, PodLayout};
+
+/// A temporary state folder (`wasipod-*`), in memory (`/dev/shm`) where
+/// the system has a tmpfs, after removing those of runtimes that died.
+pub(crate) fn temp_state_dir() -> Result<tempfile::TempDir, crate::RuntimeError> {
+    // Volatile state belongs in memory when the system has a tmpfs for it
+    // (pod start creates a few folders and files).
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let t = tempfile::Builder::new()
+        .prefix("wasipod-")
+        .tempdir_in(&base)
+        .or_else(|_| tempfile::Builder::new().prefix("wasipod-").tempdir())
+        .map_err(io_at(&base))?;
+    // What runtimes that died left in the same place.
+    reclaim_temp_dirs(&base, t.path());
+    Ok(t)
+}
+
 /// A runtime's hold on a state folder.
 #[derive(Debug)]
 pub(crate) struct Owner {
@@ -46,9 +69,9 @@ impl Owner {
     /// Takes a new lock file in `state_dir` (pods of this runtime will be
     /// recorded in it), after reclaiming what dead runtimes left there.
     pub(crate) fn acquire(state_dir: &Path, retain: bool) -> Result<Self, crate::RuntimeError> {
-        let runtimes = state_dir.join("runtimes");
+        let runtimes = layout::runtimes_dir(state_dir);
         std::fs::create_dir_all(&runtimes).map_err(io_at(&runtimes))?;
-        let trash = state_dir.join("trash");
+        let trash = layout::trash_dir(state_dir);
         std::fs::create_dir_all(&trash).map_err(io_at(&trash))?;
         // Locked under a temporary name, then renamed into place: a lock
         // file another runtime can see is always one whose owner held it.
@@ -95,13 +118,13 @@ impl Owner {
 
     /// The state folder's trash.
     pub(crate) fn trash(&self) -> PathBuf {
-        self.state_dir.join("trash")
+        layout::trash_dir(&self.state_dir)
     }
 
     /// Removes what dead runtimes left: their pods' volatile state (or
     /// whole folders), their lock files, and anything in the trash.
     fn reclaim(&self) {
-        let runtimes = self.state_dir.join("runtimes");
+        let runtimes = layout::runtimes_dir(&self.state_dir);
         let Ok(entries) = std::fs::read_dir(&runtimes) else {
             return;
         };
@@ -114,7 +137,7 @@ impl Owner {
             let Some(dead) = RuntimeFile::read(&path).filter(|r| r.pid.is_none()) else {
                 continue;
             };
-            let pods = self.state_dir.join("pods");
+            let pods = layout::pods_dir(&self.state_dir);
             for name in &dead.pods {
                 let dir = pods.join(name);
                 if dead.retain {
@@ -149,11 +172,14 @@ impl Drop for Owner {
 /// A pod folder's volatile parts: its volumes and each container's
 /// `/run/wasipod` folder (logs and records stay).
 fn volatile_parts(pod_dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![pod_dir.join(".volumes")];
+    let pod = PodLayout::at(pod_dir.to_path_buf());
+    let mut out = vec![pod.volumes()];
     if let Ok(entries) = std::fs::read_dir(pod_dir) {
         for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                out.push(e.path().join("run"));
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && let Some(name) = e.file_name().to_str()
+            {
+                out.push(pod.run_dir(name));
             }
         }
     }
@@ -285,7 +311,7 @@ fn lock(file: &File, take: bool) -> bool {
 /// running pod from a record a stopped process left.
 pub fn running_pods(state_dir: &Path) -> HashMap<String, u32> {
     let mut out = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(state_dir.join("runtimes")) else {
+    let Ok(entries) = std::fs::read_dir(layout::runtimes_dir(state_dir)) else {
         return out;
     };
     for entry in entries.flatten() {
@@ -324,7 +350,7 @@ pub(crate) fn reclaim_temp_dirs(base: &Path, ours: &Path) {
         if is_ours || !named || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Ok(locks) = std::fs::read_dir(dir.join("runtimes")) else {
+        let Ok(locks) = std::fs::read_dir(layout::runtimes_dir(&dir)) else {
             continue;
         };
         let mut any = false;
@@ -337,7 +363,7 @@ pub(crate) fn reclaim_temp_dirs(base: &Path, ours: &Path) {
         // could not be removed, or one starting right now (it takes its
         // lock within microseconds of making `runtimes/`).
         let stale = || {
-            std::fs::metadata(dir.join("runtimes"))
+            std::fs::metadata(layout::runtimes_dir(&dir))
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STARTUP_GRACE))
         };

@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TransitionError;
-use crate::pod::RestartPolicy;
+use crate::spec::RestartPolicy;
 
 /// A timestamp, serialised as RFC 3339 in whole seconds like `metav1.Time`.
 pub type Time = DateTime<Utc>;
@@ -270,14 +270,14 @@ pub struct ContainerStatus {
 
 impl ContainerStatus {
     /// A container that has not started: `Waiting` with `reason`.
-    pub fn new(name: &str, image: &str, reason: &str) -> Self {
+    pub fn new(name: &str, image: &str, reason: WaitingReason) -> Self {
         Self {
             name: name.to_string(),
             image: image.to_string(),
             image_id: String::new(),
             container_id: None,
             state: ContainerState::Waiting(StateWaiting {
-                reason: reason.to_string(),
+                reason: reason.as_str().to_string(),
                 message: None,
             }),
             last_state: None,
@@ -296,11 +296,15 @@ impl ContainerStatus {
     }
 
     /// Waiting → Waiting with another reason (ContainerCreating → PodInitializing).
-    pub fn wait(&mut self, reason: &str, message: Option<String>) -> Result<(), TransitionError> {
+    pub fn wait(
+        &mut self,
+        reason: WaitingReason,
+        message: Option<String>,
+    ) -> Result<(), TransitionError> {
         match &self.state {
             ContainerState::Waiting(_) => {
                 self.state = ContainerState::Waiting(StateWaiting {
-                    reason: reason.to_string(),
+                    reason: reason.as_str().to_string(),
                     message,
                 });
                 Ok(())
@@ -360,7 +364,7 @@ impl ContainerStatus {
                 let previous = std::mem::replace(
                     &mut self.state,
                     ContainerState::Waiting(StateWaiting {
-                        reason: "CrashLoopBackOff".into(),
+                        reason: WaitingReason::CrashLoopBackOff.as_str().into(),
                         message: Some(message),
                     }),
                 );
@@ -670,6 +674,96 @@ pub enum EventType {
     Warning,
 }
 
+/// Why a container waits (`state.waiting.reason`), spelled as the kubelet
+/// spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingReason {
+    /// Its image and sandbox are being prepared.
+    ContainerCreating,
+    /// It waits for the init containers.
+    PodInitializing,
+    /// It waits for its restart back-off.
+    CrashLoopBackOff,
+}
+
+impl WaitingReason {
+    /// The reason as Kubernetes writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitingReason::ContainerCreating => "ContainerCreating",
+            WaitingReason::PodInitializing => "PodInitializing",
+            WaitingReason::CrashLoopBackOff => "CrashLoopBackOff",
+        }
+    }
+}
+
+/// The reason of an [`Event`], spelled as the kubelet spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventReason {
+    /// The pod was given to this node.
+    Scheduled,
+    /// A host port forwards to the pod (wasipod's own).
+    Published,
+    /// An image is ready (loaded or compiled).
+    Pulled,
+    /// A volume could not be prepared.
+    FailedMount,
+    /// A container was created.
+    Created,
+    /// A container started.
+    Started,
+    /// A container exited with code 0 (wasipod's own).
+    Completed,
+    /// A container passed its memory limit.
+    OomKilled,
+    /// A container could not start or exited with an error.
+    Failed,
+    /// A container waits before its restart.
+    BackOff,
+    /// A container is being stopped.
+    Killing,
+    /// A probe failed.
+    Unhealthy,
+    /// The postStart hook failed.
+    FailedPostStartHook,
+    /// The preStop hook failed or outlived the grace period.
+    FailedPreStopHook,
+    /// `activeDeadlineSeconds` passed.
+    DeadlineExceeded,
+    /// The runtime failed (a bug).
+    InternalError,
+}
+
+impl EventReason {
+    /// The reason as Kubernetes writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventReason::Scheduled => "Scheduled",
+            EventReason::Published => "Published",
+            EventReason::Pulled => "Pulled",
+            EventReason::FailedMount => "FailedMount",
+            EventReason::Created => "Created",
+            EventReason::Started => "Started",
+            EventReason::Completed => "Completed",
+            EventReason::OomKilled => "OOMKilled",
+            EventReason::Failed => "Failed",
+            EventReason::BackOff => "BackOff",
+            EventReason::Killing => "Killing",
+            EventReason::Unhealthy => "Unhealthy",
+            EventReason::FailedPostStartHook => "FailedPostStartHook",
+            EventReason::FailedPreStopHook => "FailedPreStopHook",
+            EventReason::DeadlineExceeded => "DeadlineExceeded",
+            EventReason::InternalError => "InternalError",
+        }
+    }
+}
+
+impl std::fmt::Display for EventReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A pod event, like those `kubectl describe pod` lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -693,7 +787,7 @@ mod tests {
     use super::*;
 
     fn status(state: ContainerState, last: bool) -> ContainerStatus {
-        let mut c = ContainerStatus::new("c", "i", "ContainerCreating");
+        let mut c = ContainerStatus::new("c", "i", WaitingReason::ContainerCreating);
         c.state = state;
         if last {
             c.last_state = Some(ContainerState::Waiting(StateWaiting {
@@ -716,7 +810,7 @@ mod tests {
 
     #[test]
     fn transitions_are_checked() {
-        let mut c = ContainerStatus::new("web", "web.wasm", "ContainerCreating");
+        let mut c = ContainerStatus::new("web", "web.wasm", WaitingReason::ContainerCreating);
         assert!(
             c.terminate(&Exit::code(0), now()).is_ok(),
             "waiting → terminated is a start error"

@@ -7,6 +7,7 @@ mod lifecycle;
 mod manifest;
 mod network;
 mod probes;
+mod sandbox;
 mod security;
 mod supervisor;
 mod support;

@@ -28,13 +28,14 @@ async fn a_failing_exec_liveness_probe_restarts_the_container() {
     std::fs::write(dir.path().join("healthy"), "yes").unwrap();
     let w = f
         .start(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: live}}\nspec:\n  volumes: [{{name: p, hostPath: {{path: {d}}}}}]\n  containers:\n  - name: app\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    volumeMounts: [{{name: p, mountPath: /probe}}]\n    livenessProbe:\n      exec: {{command: [toolbox, cat, /probe/healthy]}}\n      periodSeconds: 1\n      failureThreshold: 3\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: live}}\nspec:\n  volumes: [{{name: p, hostPath: {{path: {d}}}}}]\n  containers:\n  - name: app\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    volumeMounts: [{{name: p, mountPath: /probe}}]\n    livenessProbe:\n      exec: {{command: [toolbox, sh, \"append /probe/runs x; cat /probe/healthy\"]}}\n      periodSeconds: 1\n      failureThreshold: 3\n",
             d = dir.path().display()
         ))
         .await;
     // Healthy: the probe keeps passing and nothing restarts.
+    let runs = dir.path().join("runs");
     eventually("a few probes ran", || {
-        std::fs::metadata(w.pod.dir().join("app/exec.log")).is_ok()
+        std::fs::read_to_string(&runs).is_ok_and(|r| r.lines().count() >= 2)
     })
     .await;
     assert_eq!(count(&w, "Unhealthy", ""), 0);
@@ -61,7 +62,7 @@ async fn a_failing_exec_liveness_probe_restarts_the_container() {
         count(
             &w,
             "Unhealthy",
-            "Liveness probe failed: command [\"toolbox\", \"cat\", \"/probe/healthy\"] exited with 1"
+            "Liveness probe failed: command [\"toolbox\", \"sh\", \"append /probe/runs x; cat /probe/healthy\"] exited with 1"
         ) >= 3
     );
     assert!(
@@ -360,7 +361,7 @@ fn probe_fields_are_validated() {
     );
     assert_eq!(
         p.action,
-        wasipod::pod::Action::HttpGet {
+        wasipod::spec::Action::HttpGet {
             port: 8080,
             path: "/healthz".into(),
             host: None,

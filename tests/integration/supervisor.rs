@@ -77,7 +77,7 @@ async fn on_failure_restarts_until_success() {
         "exit 0 is not restarted under OnFailure"
     );
     assert!(w.log("flaky").contains("run 3 of 3: succeeding"));
-    let previous = String::from_utf8(w.pod.logs("flaky", true).unwrap()).unwrap();
+    let previous = String::from_utf8(w.pod.logs(&wasipod::LogOptions::container("flaky").previous()).unwrap()).unwrap();
     assert!(previous.contains("run 2 of 3: failing"), "{previous}");
 }
 
@@ -117,7 +117,7 @@ async fn always_restarts_even_after_success_and_backs_off_exponentially() {
     let status = w.pod.delete(None).await;
     assert_eq!(status.phase, PodPhase::Failed);
     assert_eq!(
-        w.pod.logs("a", false).unwrap(),
+        w.pod.logs(&wasipod::LogOptions::container("a")).unwrap(),
         b"done\n",
         "the latest run's log"
     );

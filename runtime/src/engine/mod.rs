@@ -58,11 +58,33 @@ pub(crate) enum Prepared {
     P2(CommandPre<P2State>),
 }
 
-/// A compiled image with its identity.
-pub(crate) struct Image {
-    pub prepared: Prepared,
+/// A compiled image with its identity, ready to run as many times as
+/// wanted (see [`Node::load_images`](crate::sandbox::Node::load_images)).
+pub struct Image {
+    pub(crate) prepared: Prepared,
     /// `sha256:<hex>` of the wasm bytes.
-    pub digest: String,
+    pub(crate) digest: String,
+}
+
+impl Image {
+    /// `sha256:<hex>` of the wasm bytes (the container's `imageID`).
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Whether it is a wasip2 component (otherwise a wasip1 module).
+    pub fn is_component(&self) -> bool {
+        matches!(self.prepared, Prepared::P2(_))
+    }
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("digest", &self.digest)
+            .field("component", &self.is_component())
+            .finish()
+    }
 }
 
 /// Store data of a wasip1 guest.

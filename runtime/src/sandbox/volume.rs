@@ -7,8 +7,7 @@
 //! - `configMap` / `secret`: the keys written as files under
 //!   `<pod dir>/.volumes/<name>/`, always mounted read-only.
 //! - each container's `/run/wasipod`: `<pod dir>/<container>/run/`, next to
-//!   the container's logs (a container name cannot begin with a dot, so it
-//!   never meets `.volumes`).
+//!   the container's logs (see [`layout`](super::layout)).
 //!
 //! A guest reaches only its preopens: wasmtime-wasi resolves every path
 //! with cap-std, which refuses `..`, absolute paths and symlinks that lead
@@ -23,22 +22,18 @@ use cap_std::fs::Dir;
 
 use crate::engine::{HostDir, Preopen};
 use crate::error::RuntimeError;
-use crate::pod::{ContainerSpec, PodSpec, VolumeSource};
+use super::layout::PodLayout;
+use crate::spec::{MountSpec, VolumeSource, VolumeSpec};
 
 /// The host side of a pod's volumes.
 #[derive(Debug)]
-pub(crate) struct Sandbox {
-    /// Host directory of each volume, by index in `spec.volumes`.
+pub(crate) struct Volumes {
+    /// Host directory of each volume, by index in the pod's volumes.
     roots: Vec<PathBuf>,
     /// `<pod dir>/.volumes`, removed on cleanup.
     owned: PathBuf,
     /// Whether `owned` was made (pods with only hostPath volumes have none).
     has_owned: bool,
-    /// The pod's folder: `<container>/run` is each container's runtime
-    /// folder (`/run/wasipod`).
-    pod_dir: PathBuf,
-    /// The containers, whose runtime folders `remove` takes away.
-    containers: Vec<String>,
     /// Where removed folders go before they are removed in the background.
     trash: PathBuf,
 }
@@ -50,32 +45,24 @@ fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
     }
 }
 
-impl Sandbox {
-    /// Creates the pod's volumes under `pod_dir`.
+impl Volumes {
+    /// Creates the pod's volumes in its folder.
     pub(crate) fn prepare(
-        spec: &PodSpec,
-        pod_dir: &Path,
+        volumes: &[VolumeSpec],
+        layout: &PodLayout,
         trash: &Path,
     ) -> Result<Self, RuntimeError> {
         // Every file-system call counts on the start path (a few µs each):
         // folders are made one level at a time, only those that are needed.
-        let owned = pod_dir.join(".volumes");
+        let owned = layout.volumes();
         // Only pods with emptyDir/configMap/secret volumes need the folder.
-        let has_owned = spec
-            .volumes
+        let has_owned = volumes
             .iter()
             .any(|v| !matches!(v.source, VolumeSource::HostPath { .. }));
-        let sandbox = Sandbox {
+        let sandbox = Volumes {
             roots: Vec::new(),
             owned,
             has_owned: false,
-            pod_dir: pod_dir.to_path_buf(),
-            containers: spec
-                .init_containers
-                .iter()
-                .chain(&spec.containers)
-                .map(|c| c.name.clone())
-                .collect(),
             trash: trash.to_path_buf(),
         };
         let mut sandbox = scopeguard(sandbox);
@@ -84,10 +71,10 @@ impl Sandbox {
                 .map_err(|e| io_err("spec.volumes", &sandbox.owned, e))?;
             sandbox.has_owned = true;
         }
-        for vol in &spec.volumes {
+        for vol in volumes {
             let root = match &vol.source {
                 VolumeSource::EmptyDir => {
-                    let dir = sandbox.owned.join(&vol.name);
+                    let dir = layout.volume(&vol.name);
                     std::fs::create_dir(&dir).map_err(|e| io_err(&vol.field, &dir, e))?;
                     dir
                 }
@@ -119,7 +106,7 @@ impl Sandbox {
                     }
                 }
                 VolumeSource::Files { files } => {
-                    let dir = sandbox.owned.join(&vol.name);
+                    let dir = layout.volume(&vol.name);
                     std::fs::create_dir(&dir).map_err(|e| io_err(&vol.field, &dir, e))?;
                     let root = Dir::open_ambient_dir(&dir, ambient_authority())
                         .map_err(|e| io_err(&vol.field, &dir, e))?;
@@ -141,11 +128,17 @@ impl Sandbox {
         Ok(sandbox.defuse())
     }
 
-    /// The preopens of one container, `subPath` and `workingDir` opened
-    /// inside their volume (see [`HostDir::Open`]).
-    pub(crate) fn preopens(&self, c: &ContainerSpec) -> Result<Vec<Preopen>, RuntimeError> {
-        let mut out = Vec::with_capacity(c.mounts.len());
-        for m in &c.mounts {
+    /// The preopens of one container (`field`: its field path, for
+    /// messages), `subPath` and `workingDir` opened inside their volume
+    /// (see [`HostDir::Open`]).
+    pub(crate) fn preopens(
+        &self,
+        mounts: &[MountSpec],
+        working_dir_mount: Option<&(usize, String)>,
+        field: &str,
+    ) -> Result<Vec<Preopen>, RuntimeError> {
+        let mut out = Vec::with_capacity(mounts.len());
+        for m in mounts {
             let root = &self.roots[m.volume];
             let host = match &m.sub_path {
                 None => HostDir::Path(root.clone()),
@@ -164,12 +157,12 @@ impl Sandbox {
         }
         // WASI has no current directory; wasi-libc resolves relative paths
         // through a preopen named ".", so workingDir becomes one.
-        if let Some((index, rest)) = &c.working_dir_mount {
+        if let Some((index, rest)) = working_dir_mount {
             let mount = &out[*index];
             let host = if rest.is_empty() {
                 mount.host.clone()
             } else {
-                let field = format!("{}.workingDir", c.field);
+                let field = format!("{field}.workingDir");
                 let within = match &mount.host {
                     HostDir::Open(dir) => dir.try_clone().map_err(|e| RuntimeError::Volume {
                         field: field.clone(),
@@ -194,11 +187,11 @@ impl Sandbox {
     /// its first run, when the container's folder does not exist yet): its
     /// path (the guest's preopen) and the runtime's own way into it.
     pub(crate) fn fresh_run_dir(
-        &self,
+        layout: &PodLayout,
         container: &str,
         first: bool,
     ) -> Result<(PathBuf, RunDir), RuntimeError> {
-        let dir = run_dir(&self.pod_dir, container);
+        let dir = layout.run_dir(container);
         let io = |e| RuntimeError::Io {
             path: dir.clone(),
             source: e,
@@ -230,13 +223,10 @@ impl Sandbox {
         Ok((dir, handle))
     }
 
-    /// Removes what the pod owns (emptyDirs, configMap/secret files, the
-    /// containers' runtime folders); host paths are left alone.
+    /// Removes what the pod owns (emptyDirs, configMap/secret files);
+    /// host paths are left alone.
     pub(crate) fn remove(&self) {
         let mut aside = Vec::new();
-        for c in &self.containers {
-            remove_tree(&run_dir(&self.pod_dir, c), &self.trash, &mut aside);
-        }
         if self.has_owned {
             remove_tree(&self.owned, &self.trash, &mut aside);
         }
@@ -250,7 +240,7 @@ impl Sandbox {
 /// on by the runtime. The folder itself is opened by path when needed (no
 /// descriptor is held while the container runs): every component of that
 /// path is the runtime's, since the guest's root is the folder itself.
-pub(crate) struct RunDir(PathBuf);
+pub(crate) struct RunDir(pub(crate) PathBuf);
 
 impl RunDir {
     fn open(&self) -> std::io::Result<Dir> {
@@ -302,16 +292,11 @@ impl RunDir {
     }
 }
 
-/// A container's runtime folder (`/run/wasipod` in the guest).
-pub(crate) fn run_dir(pod_dir: &Path, container: &str) -> PathBuf {
-    pod_dir.join(container).join("run")
-}
-
 /// Removes a folder and what it holds: an empty one (the usual runtime
 /// folder) with a single call; a full one is moved aside into `trash` (one
 /// rename, however many files a guest made) and joins `aside`, to be
 /// removed in the background.
-fn remove_tree(dir: &Path, trash: &Path, aside: &mut Vec<PathBuf>) {
+pub(crate) fn remove_tree(dir: &Path, trash: &Path, aside: &mut Vec<PathBuf>) {
     match std::fs::remove_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -339,14 +324,14 @@ fn open_inside(root: &Dir, sub: &str, field: &str) -> Result<Dir, RuntimeError> 
 }
 
 /// Removes the half-made sandbox if preparation fails.
-struct Guard(Option<Sandbox>);
+struct Guard(Option<Volumes>);
 
-fn scopeguard(s: Sandbox) -> Guard {
+fn scopeguard(s: Volumes) -> Guard {
     Guard(Some(s))
 }
 
 impl Guard {
-    fn defuse(mut self) -> Sandbox {
+    fn defuse(mut self) -> Volumes {
         self.0
             .take()
             .expect("guard holds the sandbox until defused")
@@ -354,8 +339,8 @@ impl Guard {
 }
 
 impl std::ops::Deref for Guard {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
+    type Target = Volumes;
+    fn deref(&self) -> &Volumes {
         self.0
             .as_ref()
             .expect("guard holds the sandbox until defused")
@@ -363,7 +348,7 @@ impl std::ops::Deref for Guard {
 }
 
 impl std::ops::DerefMut for Guard {
-    fn deref_mut(&mut self) -> &mut Sandbox {
+    fn deref_mut(&mut self) -> &mut Volumes {
         self.0
             .as_mut()
             .expect("guard holds the sandbox until defused")

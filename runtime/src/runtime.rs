@@ -1,0 +1,596 @@
+//! [`Runtime`]: the registry of a process's pods — create, get, list,
+//! watch, delete — over one [`Node`]; and [`Pod`], a handle on one of them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::config::RuntimeConfig;
+use crate::engine::{CacheOrigin, CacheStats};
+use crate::error::RuntimeError;
+use crate::fanout::Fanout;
+use crate::kubelet::clock::human;
+use crate::kubelet::status::{StatusWriter, object};
+use crate::kubelet::{PodShared, worker};
+use crate::log::LogLine;
+use crate::manifest;
+use crate::sandbox::{Node, PodSandbox, SandboxConfig};
+use crate::spec::PodSpec;
+use crate::status::{
+    self, ConditionStatus, ConditionType, ContainerStatus, Event, EventReason, EventType,
+    PodStatus, WaitingReason,
+};
+use crate::sync::lock;
+
+type Key = (String, String);
+
+struct RuntimeInner {
+    node: Arc<Node>,
+    pods: Mutex<HashMap<Key, Pod>>,
+    /// Changes of every pod, to [`Runtime::watch`].
+    changes: Fanout<PodChange>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        let pods: Vec<Pod> = lock(&self.pods).drain().map(|(_, p)| p).collect();
+        for pod in pods {
+            pod.shared.transition(|l| l.delete(Duration::ZERO));
+            pod.shared.sandbox.stop();
+            // A temporary state folder goes as a whole with the node.
+            if !self.node.is_temporary() {
+                pod.shared.sandbox.remove();
+            }
+        }
+        self.node.remove_temporary_state();
+    }
+}
+
+/// A change to one of a runtime's pods, as a Kubernetes watch reports it.
+#[derive(Debug, Clone)]
+pub enum PodChange {
+    /// A pod was created.
+    Added(Box<PodObject>),
+    /// A pod's status changed.
+    Modified(Box<PodObject>),
+    /// A pod was deleted and has stopped.
+    Deleted(Box<PodObject>),
+}
+
+/// A wasipod runtime: one [`Node`] (wasmtime engine, compile cache, pod
+/// network, state folder) and a registry of pods. Cheap to clone; pods
+/// stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    /// Builds a runtime (engine, epoch ticker, directories).
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                node: Node::new(&config)?,
+                pods: Mutex::new(HashMap::new()),
+                changes: Fanout::new(1024),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        self.inner.node.config()
+    }
+
+    /// The node the pods run on (for the sandbox layer).
+    pub fn node(&self) -> &Arc<Node> {
+        &self.inner.node
+    }
+
+    /// Compile cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.node.cache_stats()
+    }
+
+    /// The wasmtime engine the pods run on (epoch interruption, the
+    /// instance pool): for measuring bare wasmtime under the same settings.
+    pub fn wasmtime_engine(&self) -> wasmtime::Engine {
+        self.inner.node.wasmtime_engine().clone()
+    }
+
+    /// Reads, validates and starts the pod in a manifest file.
+    pub async fn create_pod_from_file(&self, path: impl AsRef<Path>) -> Result<Pod, RuntimeError> {
+        self.create_pod(PodSpec::from_file(path)?).await
+    }
+
+    /// Starts a pod: loads (or compiles) its images, then hands it to its
+    /// worker. Returns once the pod exists; use [`Pod::wait`] or
+    /// [`Pod::watch`] to follow it. Image errors name the container field.
+    pub async fn create_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+        let pod = self.prepare_pod(spec).await?;
+        pod.start();
+        Ok(pod)
+    }
+
+    /// Like [`Runtime::create_pod`] but does not start the pod: subscribe to
+    /// its logs and events first, then call [`Pod::start`], and not a line
+    /// of output is missed.
+    ///
+    /// Steps: refuse a name in use and memory limits beyond the pool's
+    /// slots; load the images; run the sandbox (folder, pod IP, published
+    /// ports); the initial status; register the pod; `Published`,
+    /// `Scheduled` and `Pulled` events.
+    pub async fn prepare_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+        let key = (spec.namespace.clone(), spec.name.clone());
+        if lock(&self.inner.pods).contains_key(&key) {
+            return Err(RuntimeError::AlreadyExists {
+                namespace: spec.namespace,
+                name: spec.name,
+            });
+        }
+        self.check_limits(&spec)?;
+        let wanted = spec
+            .init_containers
+            .iter()
+            .chain(&spec.containers)
+            .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
+            .collect();
+        let loaded = self.inner.node.load_images(wanted).await?;
+        let sandbox = PodSandbox::run(&self.inner.node, SandboxConfig::from(&spec))?;
+        let now = status::now();
+        let initial = initial_status(&spec, &sandbox, now);
+        let mut wire = spec.wire.clone();
+        wire.metadata.creation_timestamp =
+            Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let images = loaded.iter().map(|l| l.image.clone()).collect();
+        let status = StatusWriter::new(spec.restart_policy, initial);
+        let config = self.inner.node.config().clone();
+        let shared = Arc::new(PodShared::new(spec, images, config, sandbox, status));
+        let pod = Pod {
+            shared: shared.clone(),
+            wire: Arc::new(wire),
+            runtime: Arc::downgrade(&self.inner),
+        };
+        {
+            let mut pods = lock(&self.inner.pods);
+            if pods.contains_key(&key) {
+                shared.sandbox.remove();
+                return Err(RuntimeError::AlreadyExists {
+                    namespace: key.0,
+                    name: key.1,
+                });
+            }
+            pods.insert(key, pod.clone());
+        }
+        if self.inner.changes.has_subscribers() {
+            self.inner
+                .changes
+                .send(PodChange::Added(Box::new(pod.to_object())));
+        }
+
+        for p in shared.sandbox.published() {
+            shared.status.event(
+                EventType::Normal,
+                EventReason::Published,
+                "pod",
+                format!(
+                    "Forwarding host {} to port {} of the pod ({})",
+                    p.address, p.mapping.container_port, p.mapping.source
+                ),
+            );
+        }
+        shared.status.event(
+            EventType::Normal,
+            EventReason::Scheduled,
+            "pod",
+            format!(
+                "Successfully assigned {}/{} to wasipod",
+                shared.spec.namespace, shared.spec.name
+            ),
+        );
+        let containers = shared
+            .spec
+            .init_containers
+            .iter()
+            .chain(&shared.spec.containers);
+        for (c, l) in containers.zip(&loaded) {
+            let image_ref = &c.image;
+            let message = match l.origin {
+                CacheOrigin::Memory => {
+                    format!("Container image {image_ref:?} already present on machine")
+                }
+                CacheOrigin::Disk => format!(
+                    "Container image {image_ref:?} ({}) loaded from the compile cache in {}",
+                    l.image.digest(),
+                    human(l.took)
+                ),
+                CacheOrigin::Compiled => format!(
+                    "Compiled container image {image_ref:?} ({}) in {}",
+                    l.image.digest(),
+                    human(l.took)
+                ),
+            };
+            shared
+                .status
+                .event(EventType::Normal, EventReason::Pulled, &object(c), message);
+        }
+        Ok(pod)
+    }
+
+    /// Memory limits beyond the instance pool's slots are refused at
+    /// create, naming their field.
+    fn check_limits(&self, spec: &PodSpec) -> Result<(), RuntimeError> {
+        let Some(pool) = self.inner.node.pool() else {
+            return Ok(());
+        };
+        for c in spec.init_containers.iter().chain(&spec.containers) {
+            if let Some(limit) = c.memory_limit
+                && limit > pool.max_memory
+            {
+                return Err(RuntimeError::Limit {
+                    field: format!("{}.resources.limits[memory]", c.field),
+                    message: format!(
+                        "{limit} bytes exceed the instance pool's memory slot of {} bytes (RuntimeConfig::pool.max_memory)",
+                        pool.max_memory
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The pod `namespace/name`, if this runtime has it.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Pod> {
+        lock(&self.inner.pods)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Every pod (of `namespace`, or of all namespaces), sorted by
+    /// namespace and name.
+    pub fn list(&self, namespace: Option<&str>) -> Vec<Pod> {
+        let mut pods: Vec<Pod> = lock(&self.inner.pods)
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .map(|(_, p)| p.clone())
+            .collect();
+        pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+        pods
+    }
+
+    /// Changes of every pod from now on: added, modified (each status
+    /// change), deleted (once stopped).
+    pub fn watch(&self) -> broadcast::Receiver<PodChange> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Deletes the pod `namespace/name` (see [`Pod::delete`]).
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace: Option<Duration>,
+    ) -> Result<PodStatus, RuntimeError> {
+        let pod = self
+            .get(namespace, name)
+            .ok_or_else(|| RuntimeError::NotFound {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            })?;
+        Ok(pod.delete(grace).await)
+    }
+
+    /// Deletes every pod (grace as given) and waits until all have stopped.
+    pub async fn shutdown(&self, grace: Option<Duration>) {
+        for pod in self.list(None) {
+            pod.delete(grace).await;
+        }
+    }
+}
+
+/// The status of a pod whose sandbox is ready: scheduled, its address, its
+/// containers waiting to be created.
+fn initial_status(spec: &PodSpec, sandbox: &PodSandbox, now: status::Time) -> PodStatus {
+    let ip = sandbox.ip().to_string();
+    let mut initial = PodStatus {
+        start_time: Some(now),
+        pod_ip: Some(ip.clone()),
+        pod_ips: vec![status::PodIp { ip }],
+        ..Default::default()
+    };
+    initial.set_condition(
+        ConditionType::PodScheduled,
+        ConditionStatus::True,
+        None,
+        None,
+        now,
+    );
+    initial.set_condition(
+        ConditionType::PodReadyToStartContainers,
+        ConditionStatus::False,
+        None,
+        None,
+        now,
+    );
+    let waiting = |c: &crate::spec::ContainerSpec| {
+        ContainerStatus::new(&c.name, &c.image, WaitingReason::ContainerCreating)
+    };
+    initial.init_container_statuses = spec.init_containers.iter().map(waiting).collect();
+    initial.container_statuses = spec.containers.iter().map(waiting).collect();
+    initial.sidecars = spec
+        .init_containers
+        .iter()
+        .filter(|c| c.sidecar)
+        .map(|c| c.name.clone())
+        .collect();
+    initial.derive(spec.restart_policy, false, false, now);
+    initial
+}
+
+/// A `v1 Pod` document: what `kubectl get pod -o yaml` would show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodObject {
+    /// `v1`.
+    pub api_version: String,
+    /// `Pod`.
+    pub kind: String,
+    /// Metadata (with uid and creationTimestamp).
+    pub metadata: manifest::ObjectMeta,
+    /// The spec with defaults filled in.
+    pub spec: manifest::PodSpec,
+    /// The status.
+    pub status: PodStatus,
+}
+
+/// Which log [`Pod::logs`] reads, and how much of it (`kubectl logs`'
+/// options).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// The container.
+    pub container: String,
+    /// The previous run's log instead of the current one (`--previous`).
+    pub previous: bool,
+    /// Only the last lines (`--tail`).
+    pub tail_lines: Option<usize>,
+    /// At most this many bytes, from the end (`--limit-bytes` counts from
+    /// the start in kubectl; here the newest bytes are kept).
+    pub limit_bytes: Option<usize>,
+}
+
+impl LogOptions {
+    /// The whole current log of `container`.
+    pub fn container(container: &str) -> Self {
+        Self {
+            container: container.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The previous run's log instead.
+    pub fn previous(mut self) -> Self {
+        self.previous = true;
+        self
+    }
+
+    /// Only the last `n` lines.
+    pub fn tail(mut self, n: usize) -> Self {
+        self.tail_lines = Some(n);
+        self
+    }
+}
+
+/// A pod of a [`Runtime`] (running or finished). Cheap to clone.
+#[derive(Clone)]
+pub struct Pod {
+    shared: Arc<PodShared>,
+    wire: Arc<manifest::Pod>,
+    runtime: Weak<RuntimeInner>,
+}
+
+impl Pod {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        &self.shared.spec.name
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(&self) -> &str {
+        &self.shared.spec.namespace
+    }
+
+    /// `metadata.uid`.
+    pub fn uid(&self) -> &str {
+        &self.shared.spec.uid
+    }
+
+    /// Starts a pod made by [`Runtime::prepare_pod`] (a second call does
+    /// nothing). Must be called within a tokio runtime.
+    pub fn start(&self) {
+        let mut started = false;
+        self.shared.lifecycle.send_if_modified(|l| match l.start() {
+            Ok(next) => {
+                *l = next;
+                started = true;
+                true
+            }
+            Err(_) => false,
+        });
+        if !started {
+            return;
+        }
+        let pod = self.clone();
+        tokio::spawn(async move {
+            let shared = pod.shared.clone();
+            // A bug in the worker must never leave a pod that cannot be
+            // deleted: a panic stops its guests (their tasks are dropped
+            // with it), marks the pod Failed and finishes it.
+            let worker = tokio::spawn(worker::run(shared.clone()));
+            let changes = pod.forward_changes();
+            let outcome = tokio::select! {
+                outcome = worker => outcome,
+                never = changes => match never {},
+            };
+            if let Err(e) = outcome
+                && e.is_panic()
+            {
+                tracing::error!(pod = %shared.spec.name, "the pod's worker panicked");
+                worker::abandon(
+                    &shared,
+                    EventReason::InternalError,
+                    "the pod's worker failed",
+                );
+            }
+            // A pod that was deleted leaves the runtime's registry.
+            if shared.lifecycle.borrow().deleted() {
+                pod.unregister();
+            }
+        });
+    }
+
+    /// Sends every status change to the runtime's watchers. Never returns.
+    async fn forward_changes(&self) -> std::convert::Infallible {
+        let mut rx = self.shared.status.subscribe();
+        while rx.changed().await.is_ok() {
+            if let Some(rt) = self.runtime.upgrade()
+                && rt.changes.has_subscribers()
+            {
+                rt.changes
+                    .send(PodChange::Modified(Box::new(self.to_object())));
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// Removes the pod from its runtime's registry (once), telling watchers.
+    fn unregister(&self) {
+        let Some(rt) = self.runtime.upgrade() else {
+            return;
+        };
+        let key = (self.namespace().to_string(), self.name().to_string());
+        let removed = {
+            let mut pods = lock(&rt.pods);
+            match pods.get(&key) {
+                Some(p) if Arc::ptr_eq(&p.shared, &self.shared) => pods.remove(&key),
+                _ => None,
+            }
+        };
+        if removed.is_some() && rt.changes.has_subscribers() {
+            rt.changes
+                .send(PodChange::Deleted(Box::new(self.to_object())));
+        }
+    }
+
+    /// The validated spec.
+    pub fn spec(&self) -> &PodSpec {
+        &self.shared.spec
+    }
+
+    /// The pod's sandbox (CRI level).
+    pub fn sandbox(&self) -> &PodSandbox {
+        &self.shared.sandbox
+    }
+
+    /// The pod's folder (volumes, logs).
+    pub fn dir(&self) -> &Path {
+        self.shared.sandbox.layout().dir()
+    }
+
+    /// A snapshot of the status.
+    pub fn status(&self) -> PodStatus {
+        self.shared.status.get()
+    }
+
+    /// Follows status changes (the latest value; intermediate ones may be
+    /// skipped — [`Pod::events`] keeps every step).
+    pub fn watch(&self) -> watch::Receiver<PodStatus> {
+        self.shared.status.subscribe()
+    }
+
+    /// Every event so far, oldest first.
+    pub fn events(&self) -> Vec<Event> {
+        self.shared.status.events()
+    }
+
+    /// Events from now on.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.shared.status.subscribe_events()
+    }
+
+    /// Container output from now on, line by line.
+    pub fn subscribe_logs(&self) -> broadcast::Receiver<LogLine> {
+        self.shared.sandbox.subscribe_logs()
+    }
+
+    /// A container's log, as `kubectl logs` shows it: the current run's (an
+    /// empty one if it has not written yet) or the previous one's.
+    pub fn logs(&self, options: &LogOptions) -> Result<Vec<u8>, RuntimeError> {
+        let status = self.status();
+        let container = &options.container;
+        let cs = status
+            .container(container)
+            .ok_or_else(|| RuntimeError::NoSuchContainer {
+                pod: self.name().to_string(),
+                container: container.to_string(),
+            })?;
+        // Runs are numbered 0, 1, …: the latest is `restartCount`.
+        let current = cs.restart_count;
+        let run = if options.previous {
+            current
+                .checked_sub(1)
+                .ok_or_else(|| RuntimeError::FailedPrecondition {
+                    object: format!("pod {}", self.name()),
+                    message: format!("previous terminated container \"{container}\" not found"),
+                })?
+        } else {
+            current
+        };
+        let path = self.shared.sandbox.layout().log(container, run);
+        crate::log::read(&path, options.tail_lines, options.limit_bytes, !options.previous)
+            .map_err(|e| RuntimeError::Io { path, source: e })
+    }
+
+    /// Waits until the pod has finished (Succeeded or Failed) and nothing of
+    /// it runs any more; returns the final status.
+    pub async fn wait(&self) -> PodStatus {
+        self.shared.terminated().await;
+        self.status()
+    }
+
+    /// Deletes the pod: stops its containers (grace `None` = the pod's
+    /// `terminationGracePeriodSeconds`; `Some(0)` kills at once; deleting
+    /// again with `Some(0)` cuts a termination short), removes its
+    /// emptyDir/configMap/secret folders and, unless
+    /// [`RuntimeConfig::retain_deleted_pods`], its whole folder with the
+    /// logs (moved aside at once, removed in the background), and returns
+    /// the final status.
+    pub async fn delete(&self, grace: Option<Duration>) -> PodStatus {
+        let grace = grace.unwrap_or(self.shared.spec.termination_grace_period);
+        self.shared.transition(|l| l.delete(grace));
+        self.shared.terminated().await;
+        self.shared.sandbox.remove();
+        self.unregister();
+        self.status()
+    }
+
+    /// The whole `v1 Pod` document (metadata, spec with defaults, status).
+    pub fn to_object(&self) -> PodObject {
+        PodObject {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            metadata: self.wire.metadata.clone(),
+            spec: self.wire.spec.clone(),
+            status: self.status(),
+        }
+    }
+}
+
+/// Where the log of run `run` of a container is kept under its pod's
+/// folder ([`Pod::dir`]); see [`crate::sandbox::layout`].
+pub fn log_file(pod_dir: &Path, container: &str, run: u32) -> PathBuf {
+    crate::sandbox::PodLayout::at(pod_dir.to_path_buf()).log(container, run)
+}

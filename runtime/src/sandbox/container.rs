@@ -1,0 +1,458 @@
+//! One container of a sandbox: created, started, signalled, waited on,
+//! exec'd into. The SIGTERM contract lives here: WASI has no signals, so a
+//! guest that wants to hear SIGTERM creates `/run/wasipod/sigterm-handler`,
+//! and "sending SIGTERM" makes `/run/wasipod/terminate` appear; a guest that
+//! created no handler file ends at once with 143, like a process with the
+//! default disposition. SIGKILL drops the guest's future: it ends wherever
+//! it is, with 137.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::watch;
+
+use super::SandboxInner;
+use super::volume::{RunDir, Volumes};
+use crate::engine::{GuestConfig, HostDir, Image, Preopen};
+use crate::error::RuntimeError;
+use crate::log::ContainerLog;
+use crate::spec::{MountSpec, VolumeSource};
+use crate::status::{self, Exit, ExitReason, Time};
+use crate::sync::lock;
+
+/// Where the SIGTERM contract's files are, in the guest.
+pub(crate) const RUN_DIR_GUEST: &str = "/run/wasipod";
+/// Created by a guest that handles SIGTERM (in `/run/wasipod`).
+pub const SIGTERM_HANDLER_FILE: &str = "sigterm-handler";
+/// Created by wasipod when it sends SIGTERM (in `/run/wasipod`).
+pub const TERMINATION_FILE: &str = "terminate";
+/// Most bytes of output an exec keeps.
+const EXEC_OUTPUT_MAX: usize = 1 << 20;
+
+/// What a container runs (CRI's `ContainerConfig`).
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// The container's name in its pod.
+    pub name: String,
+    /// Which run of the container this is (0, 1, … as `restartCount`):
+    /// names its log file.
+    pub attempt: u32,
+    /// The program.
+    pub image: Arc<Image>,
+    /// argv, `$(VAR)` already expanded (empty: the container's name).
+    pub argv: Vec<String>,
+    /// The environment, in order, already expanded. `HOSTNAME` is added
+    /// (the pod's hostname) unless set, and so are the SIGTERM contract's
+    /// `WASIPOD_SIGTERM_HANDLER` and `WASIPOD_TERMINATION_FILE`.
+    pub env: Vec<(String, String)>,
+    /// Volume mounts (into the sandbox's volumes).
+    pub mounts: Vec<MountSpec>,
+    /// The guest's working directory.
+    pub working_dir: Option<String>,
+    /// The mount holding `working_dir` (index into `mounts`) and the path
+    /// inside it.
+    pub working_dir_mount: Option<(usize, String)>,
+    /// Most bytes of linear memory (and tables); past it the guest ends
+    /// `OOMKilled`, 137.
+    pub memory_limit: Option<u64>,
+    /// What to name in messages, e.g. `spec.containers[1]`.
+    pub field: String,
+}
+
+impl ContainerConfig {
+    /// A container running `image` with no arguments, mounts or limits.
+    pub fn new(name: &str, image: Arc<Image>) -> Self {
+        Self {
+            name: name.to_string(),
+            attempt: 0,
+            image,
+            argv: vec![name.to_string()],
+            env: Vec::new(),
+            mounts: Vec::new(),
+            working_dir: None,
+            working_dir_mount: None,
+            memory_limit: None,
+            field: name.to_string(),
+        }
+    }
+}
+
+/// A signal for [`Container::kill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM through the file contract: a guest with a handler file finds
+    /// the termination file and may drain; one without ends at once (143).
+    Term,
+    /// SIGKILL: the guest ends at once, wherever it is (137).
+    Kill,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerExit {
+    /// Code, reason (Completed, Error, OOMKilled, StartError) and message.
+    pub exit: Exit,
+    /// When it started, if it did.
+    pub started_at: Option<Time>,
+    /// When it ended.
+    pub finished_at: Time,
+}
+
+/// Where a container is in its one run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// Created, not started.
+    Created,
+    /// Running since then.
+    Running {
+        /// When it started.
+        started_at: Time,
+    },
+    /// Ended.
+    Exited(ContainerExit),
+}
+
+/// The output and exit of an exec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecResult {
+    /// How the exec's guest ended.
+    pub exit: Exit,
+    /// Its stdout and stderr as they came (at most 1 MiB).
+    pub output: Vec<u8>,
+}
+
+/// What a run's task and the handles share.
+struct Run {
+    state: watch::Sender<RunState>,
+    /// Set to the exit code (137, 143) to end the guest at once.
+    kill: watch::Sender<Option<i32>>,
+}
+
+pub(crate) struct ContainerInner {
+    id: String,
+    sandbox: Arc<SandboxInner>,
+    config: ContainerConfig,
+    /// The runtime folder's host path (the guest's `/run/wasipod`).
+    run_path: PathBuf,
+    /// The runtime's own way into it.
+    run_dir: RunDir,
+    run: Arc<Run>,
+    /// The guest's set-up, until it is started.
+    pending: Mutex<Option<GuestConfig>>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for ContainerInner {
+    fn drop(&mut self) {
+        // Nothing can reach the guest any more: it ends with its handles.
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
+    }
+}
+
+/// A container in a sandbox. Cheap to clone; the guest is stopped when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Container {
+    inner: Arc<ContainerInner>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.inner.id)
+            .field("state", &*self.inner.run.state.borrow())
+            .finish()
+    }
+}
+
+impl Container {
+    /// Steps: the volumes must be mounted; the log of `attempt - 2` goes;
+    /// the mounts are opened; a fresh runtime folder and this attempt's log
+    /// file are made; the guest's environment is completed.
+    pub(super) fn create(
+        sandbox: Arc<SandboxInner>,
+        config: ContainerConfig,
+    ) -> Result<Self, RuntimeError> {
+        let volumes = volumes_of(&sandbox)?;
+        let layout = &sandbox.layout;
+        // As the kubelet does, only the current and the previous run's logs
+        // are kept (`kubectl logs` and `kubectl logs --previous`).
+        if let Some(old) = config.attempt.checked_sub(2) {
+            crate::log::remove_run(&layout.log(&config.name, old));
+        }
+        let preopens = volumes.preopens(
+            &config.mounts,
+            config.working_dir_mount.as_ref(),
+            &config.field,
+        )?;
+        let (run_path, run_dir) =
+            Volumes::fresh_run_dir(layout, &config.name, config.attempt == 0)?;
+        let log_path = layout.log(&config.name, config.attempt);
+        let log = ContainerLog::create(
+            &log_path,
+            sandbox.node.config.log_max_bytes,
+            &config.name,
+            sandbox.logs.clone(),
+            &sandbox.node.log_files,
+        )
+        .map_err(|e| RuntimeError::Io {
+            path: log_path,
+            source: e,
+        })?;
+        let guest = guest_config(&sandbox, &config, None, preopens, &run_path, log);
+        let id = format!(
+            "wasipod://{}/{}/{}",
+            sandbox.config.uid, config.name, config.attempt
+        );
+        Ok(Self {
+            inner: Arc::new(ContainerInner {
+                id,
+                sandbox,
+                config,
+                run_path,
+                run_dir,
+                run: Arc::new(Run {
+                    state: watch::channel(RunState::Created).0,
+                    kill: watch::channel(None).0,
+                }),
+                pending: Mutex::new(Some(guest)),
+                task: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub(super) fn downgrade(&self) -> Weak<ContainerInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(super) fn upgrade(inner: &Weak<ContainerInner>) -> Option<Self> {
+        inner.upgrade().map(|inner| Self { inner })
+    }
+
+    /// Its id (`wasipod://<pod uid>/<name>/<attempt>`), the `containerID`
+    /// of its status.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// What it was created from.
+    pub fn config(&self) -> &ContainerConfig {
+        &self.inner.config
+    }
+
+    /// Where its run is now.
+    pub fn state(&self) -> RunState {
+        self.inner.run.state.borrow().clone()
+    }
+
+    /// Starts the guest (CRI `StartContainer`) on the current tokio runtime.
+    /// A container runs once: starting it again is refused.
+    pub fn start(&self) -> Result<(), RuntimeError> {
+        let Some(guest) = lock(&self.inner.pending).take() else {
+            return Err(RuntimeError::FailedPrecondition {
+                object: self.inner.id.clone(),
+                message: "the container was already started or stopped".into(),
+            });
+        };
+        let started_at = status::now();
+        self.inner
+            .run
+            .state
+            .send_replace(RunState::Running { started_at });
+        let engine = self.inner.sandbox.node.engine.clone();
+        let image = self.inner.config.image.clone();
+        let run = self.inner.run.clone();
+        let task = tokio::spawn(async move {
+            let exit = tokio::select! {
+                exit = engine.run(&image, guest) => exit,
+                code = killed(&run.kill) => killed_exit(code),
+            };
+            run.state.send_replace(RunState::Exited(ContainerExit {
+                exit,
+                started_at: Some(started_at),
+                finished_at: status::now(),
+            }));
+        });
+        *lock(&self.inner.task) = Some(task.abort_handle());
+        Ok(())
+    }
+
+    /// Sends a signal (CRI `StopContainer` sends [`Signal::Term`], then
+    /// [`Signal::Kill`] after its timeout; the timeout is the caller's).
+    /// A container that was never started ends without running.
+    pub fn kill(&self, signal: Signal) {
+        let code = match signal {
+            Signal::Kill => 137,
+            Signal::Term if !self.inner.run_dir.has(SIGTERM_HANDLER_FILE) => 143,
+            Signal::Term => match self.inner.run_dir.place(TERMINATION_FILE, b"SIGTERM\n") {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(container = %self.inner.id, error = %e, "could not deliver SIGTERM; killing");
+                    137
+                }
+            },
+        };
+        if lock(&self.inner.pending).take().is_some() {
+            self.inner
+                .run
+                .state
+                .send_replace(RunState::Exited(ContainerExit {
+                    exit: killed_exit(code),
+                    started_at: None,
+                    finished_at: status::now(),
+                }));
+            return;
+        }
+        self.inner.run.kill.send_if_modified(|k| {
+            if k.is_none() {
+                *k = Some(code);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Waits until the run has ended, however it ended.
+    pub async fn wait(&self) -> ContainerExit {
+        let mut state = self.inner.run.state.subscribe();
+        loop {
+            if let RunState::Exited(exit) = &*state.borrow_and_update() {
+                return exit.clone();
+            }
+            if state.changed().await.is_err() {
+                // Not reachable while `self` holds the sender.
+                return ContainerExit {
+                    exit: killed_exit(137),
+                    started_at: None,
+                    finished_at: status::now(),
+                };
+            }
+        }
+    }
+
+    /// Whether the run has ended.
+    pub fn has_exited(&self) -> bool {
+        matches!(*self.inner.run.state.borrow(), RunState::Exited(_))
+    }
+
+    /// Runs the container's program once more with `argv`, in the same
+    /// mounts, environment, runtime folder and network (CRI `ExecSync`),
+    /// and returns its exit and output. Refused unless the container is
+    /// running. Dropping the future ends the exec's guest.
+    pub async fn exec(&self, argv: Vec<String>) -> Result<ExecResult, RuntimeError> {
+        if !matches!(*self.inner.run.state.borrow(), RunState::Running { .. }) {
+            return Err(RuntimeError::FailedPrecondition {
+                object: self.inner.id.clone(),
+                message: "container is not running".into(),
+            });
+        }
+        let sandbox = &self.inner.sandbox;
+        let config = &self.inner.config;
+        let preopens = volumes_of(sandbox)?.preopens(
+            &config.mounts,
+            config.working_dir_mount.as_ref(),
+            &config.field,
+        )?;
+        let log = ContainerLog::capture(EXEC_OUTPUT_MAX, &config.name, &sandbox.node.log_files);
+        let guest = guest_config(
+            sandbox,
+            config,
+            Some(argv),
+            preopens,
+            &self.inner.run_path,
+            log.clone(),
+        );
+        let exit = sandbox.node.engine.run(&config.image, guest).await;
+        Ok(ExecResult {
+            exit,
+            output: log.captured(),
+        })
+    }
+}
+
+fn volumes_of(sandbox: &SandboxInner) -> Result<&Volumes, RuntimeError> {
+    sandbox
+        .volumes
+        .get()
+        .ok_or_else(|| RuntimeError::FailedPrecondition {
+            object: sandbox.layout.dir().display().to_string(),
+            message: "the sandbox's volumes are not mounted".into(),
+        })
+}
+
+/// How a guest of the container is set up — its run, or an exec (`argv`
+/// replaced): the environment with `HOSTNAME` and the SIGTERM contract's
+/// variables; its mounts plus `/run/wasipod`; the pod network.
+fn guest_config(
+    sandbox: &SandboxInner,
+    config: &ContainerConfig,
+    argv: Option<Vec<String>>,
+    mut preopens: Vec<Preopen>,
+    run_path: &std::path::Path,
+    log: ContainerLog,
+) -> GuestConfig {
+    let mut env = config.env.clone();
+    // As container runtimes do, HOSTNAME is the pod's hostname unless set.
+    if !env.iter().any(|(k, _)| k == "HOSTNAME") {
+        env.push(("HOSTNAME".into(), sandbox.config.hostname.clone()));
+    }
+    env.push((
+        "WASIPOD_SIGTERM_HANDLER".into(),
+        format!("{RUN_DIR_GUEST}/{SIGTERM_HANDLER_FILE}"),
+    ));
+    env.push((
+        "WASIPOD_TERMINATION_FILE".into(),
+        format!("{RUN_DIR_GUEST}/{TERMINATION_FILE}"),
+    ));
+    preopens.push(Preopen {
+        host: HostDir::Path(run_path.to_path_buf()),
+        guest: RUN_DIR_GUEST.into(),
+        read_only: false,
+    });
+    let argv = argv.unwrap_or_else(|| config.argv.clone());
+    GuestConfig {
+        argv: if argv.is_empty() {
+            vec![config.name.clone()]
+        } else {
+            argv
+        },
+        env,
+        working_dir: config.working_dir.clone(),
+        preopens,
+        log,
+        memory_limit: config.memory_limit,
+        net: sandbox.net.clone(),
+        // A host folder may be slow (a network disk) or hold a FIFO whose
+        // open never returns: its calls go to the blocking pool, so that
+        // the executor thread, shared with other pods, never waits on it.
+        inline_fs: !config.mounts.iter().any(|m| {
+            matches!(
+                sandbox.config.volumes.get(m.volume).map(|v| &v.source),
+                Some(VolumeSource::HostPath { .. })
+            )
+        }),
+    }
+}
+
+async fn killed(kill: &watch::Sender<Option<i32>>) -> i32 {
+    let mut rx = kill.subscribe();
+    match rx.wait_for(Option::is_some).await.ok().and_then(|c| *c) {
+        Some(code) => code,
+        None => std::future::pending().await,
+    }
+}
+
+/// The exit of a guest ended by a signal.
+fn killed_exit(code: i32) -> Exit {
+    Exit {
+        code,
+        reason: ExitReason::Error,
+        message: Some(match code {
+            143 => "terminated by SIGTERM (the guest declared no SIGTERM handler)".to_string(),
+            _ => "killed (SIGKILL)".to_string(),
+        }),
+    }
+}
