@@ -113,7 +113,8 @@ async fn pod(runtime: &Runtime, n: u64, client: &str) -> String {
     .unwrap();
     let pod = runtime.create_pod(spec).await.unwrap();
     assert_eq!(pod.wait().await.phase, PodPhase::Succeeded);
-    let out = String::from_utf8(pod.logs("client", false).unwrap()).unwrap();
+    let out =
+        String::from_utf8(pod.logs(&wasipod::LogOptions::container("client")).unwrap()).unwrap();
     pod.delete(None).await;
     out
 }

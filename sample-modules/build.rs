@@ -5,15 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &[
-    "hello",
-    "toolbox",
-    "tcp-echo",
-    "http-server",
-    "http-get",
-    "graceful",
-];
-const TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
+include!("src/table.rs");
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -24,18 +16,66 @@ fn main() {
         "cargo:rerun-if-changed={}",
         guests.join("Cargo.toml").display()
     );
+    println!("cargo:rerun-if-changed=src/table.rs");
 
     ensure_targets();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = guests.join("target");
+    for (version, triple) in TARGETS {
+        build(&guests, &target_dir, triple, version);
+    }
+
+    std::fs::create_dir_all(&images).unwrap();
+    let mut wanted = Vec::new();
+    for (program, versions) in GUESTS {
+        for version in *versions {
+            let triple = triple_of(version);
+            let built = target_dir
+                .join(triple)
+                .join("release")
+                .join(format!("{program}.wasm"));
+            let name = format!("{program}-{version}.wasm");
+            copy_if_changed(&built, &images.join(&name));
+            println!("cargo:rerun-if-changed={}", images.join(&name).display());
+            wanted.push(name);
+        }
+    }
+    // Images no longer in the table go.
+    for entry in std::fs::read_dir(&images).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") && !wanted.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn triple_of(version: &str) -> &'static str {
+    TARGETS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| panic!("sample-modules/src/table.rs: unknown WASI version {version:?}"))
+}
+
+/// Builds, for one target, the programs the table wants for it.
+fn build(guests: &Path, target_dir: &Path, triple: &str, version: &str) {
+    let programs: Vec<&str> = GUESTS
+        .iter()
+        .filter(|(_, versions)| versions.contains(&version))
+        .map(|(p, _)| *p)
+        .collect();
+    if programs.is_empty() {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&guests)
+    cmd.current_dir(guests)
         .args(["build", "--release", "--locked", "--manifest-path"])
         .arg(guests.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
-    for (triple, _) in TARGETS {
-        cmd.args(["--target", triple]);
+        .arg(target_dir)
+        .args(["--target", triple]);
+    for p in &programs {
+        cmd.args(["--bin", p]);
     }
     // The outer build's flags and target selection must not leak into the
     // guest build.
@@ -55,22 +95,9 @@ fn main() {
         .expect("wasipod-samples: could not run cargo to build the guest programs");
     if !status.success() {
         panic!(
-            "wasipod-samples: building the guests failed ({status}); the wasm targets come from \
-             rust-toolchain.toml (rustup target add wasm32-wasip1 wasm32-wasip2)"
+            "wasipod-samples: building the guests for {triple} failed ({status}); the wasm \
+             targets come from rust-toolchain.toml (rustup target add wasm32-wasip1 wasm32-wasip2)"
         );
-    }
-
-    std::fs::create_dir_all(&images).unwrap();
-    for (triple, short) in TARGETS {
-        for program in PROGRAMS {
-            let built = target_dir
-                .join(triple)
-                .join("release")
-                .join(format!("{program}.wasm"));
-            let installed = images.join(format!("{program}-{short}.wasm"));
-            copy_if_changed(&built, &installed);
-            println!("cargo:rerun-if-changed={}", installed.display());
-        }
     }
 }
 
@@ -89,7 +116,7 @@ fn ensure_targets() {
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     let missing: Vec<&str> = TARGETS
         .iter()
-        .map(|(t, _)| *t)
+        .map(|(_, t)| *t)
         .filter(|t| !sysroot.join("lib/rustlib").join(t).join("lib").exists())
         .collect();
     if missing.is_empty() {

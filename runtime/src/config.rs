@@ -119,4 +119,3 @@ impl RuntimeConfig {
             .map(|p| p.join("wasipod"))
     }
 }
-

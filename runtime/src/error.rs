@@ -315,7 +315,7 @@ impl RuntimeError {
 }
 
 /// A transition the container state machine does not allow (a bug in the
-/// supervisor if it ever shows).
+/// pod worker if it ever shows).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("container {container}: cannot {action} from state {from}")]
 pub struct TransitionError {

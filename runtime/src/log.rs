@@ -3,6 +3,7 @@
 //! rotated to `.log.1` when it reaches the size limit, so at most two files
 //! per run stay on disk), and complete lines are broadcast to subscribers.
 
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
@@ -94,7 +95,7 @@ impl LogFiles {
         self.live.fetch_add(1, Ordering::Relaxed);
         let mut victims = Vec::new();
         {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let mut open = lock(&self.open);
             open.push_back(Arc::downgrade(log));
             while self.live.load(Ordering::Relaxed) > self.max + victims.len() {
                 match open.pop_front() {
@@ -115,7 +116,7 @@ impl LogFiles {
             if Arc::ptr_eq(&inner, log) {
                 continue;
             }
-            let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = lock(&inner);
             if inner.file.take().is_some() {
                 self.live.fetch_sub(1, Ordering::Relaxed);
             }
@@ -189,17 +190,17 @@ impl ContainerLog {
 
     /// What [`ContainerLog::capture`] kept.
     pub(crate) fn captured(&self) -> Vec<u8> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = lock(&self.inner);
         inner.memory.clone().unwrap_or_default()
     }
 
     /// Appends guest output.
     pub(crate) fn write(&self, stream: Stream, bytes: &[u8]) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         if inner.append(bytes) {
             drop(inner);
             self.files.opened(&self.inner);
-            inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner = lock(&self.inner);
         }
         if !self.lines.has_subscribers() {
             return;
@@ -229,7 +230,7 @@ impl ContainerLog {
 
     /// Emits any unterminated last lines.
     pub(crate) fn finish(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let line = std::mem::take(&mut inner.partial[stream as usize]);
             if !line.is_empty() {
@@ -465,7 +466,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.log");
         std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
-        let read = |tail, limit| String::from_utf8(read(&path, tail, limit, false).unwrap()).unwrap();
+        let read =
+            |tail, limit| String::from_utf8(read(&path, tail, limit, false).unwrap()).unwrap();
         assert_eq!(read(Some(2), None), "two\nthree\n");
         assert_eq!(read(Some(5), None), "one\ntwo\nthree\n");
         assert_eq!(read(Some(0), None), "");

@@ -550,8 +550,13 @@ impl Pod {
             current
         };
         let path = self.shared.sandbox.layout().log(container, run);
-        crate::log::read(&path, options.tail_lines, options.limit_bytes, !options.previous)
-            .map_err(|e| RuntimeError::Io { path, source: e })
+        crate::log::read(
+            &path,
+            options.tail_lines,
+            options.limit_bytes,
+            !options.previous,
+        )
+        .map_err(|e| RuntimeError::Io { path, source: e })
     }
 
     /// Waits until the pod has finished (Succeeded or Failed) and nothing of

@@ -19,6 +19,7 @@
 //! trusted only while its lock is held, so a recycled pid is never taken
 //! for a running wasipod.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -83,7 +84,7 @@ impl Owner {
             .create_new(true)
             .open(&tmp)
             .map_err(io_at(&tmp))?;
-        if !lock(&file, true) {
+        if !lock_file(&file, true) {
             let _ = std::fs::remove_file(&tmp);
             return Err(crate::RuntimeError::Io {
                 path: tmp,
@@ -224,9 +225,7 @@ pub(crate) fn remove_in_background(dirs: Vec<PathBuf>) {
                 loop {
                     std::thread::park_timeout(REMOVAL_ROUND);
                     let batch = match QUEUE.get() {
-                        Some(Some(q)) => {
-                            std::mem::take(&mut *q.lock().unwrap_or_else(|e| e.into_inner()))
-                        }
+                        Some(Some(q)) => std::mem::take(&mut *lock(q)),
                         _ => continue,
                     };
                     for d in batch {
@@ -237,7 +236,7 @@ pub(crate) fn remove_in_background(dirs: Vec<PathBuf>) {
         started.ok().map(|_| Mutex::new(Vec::new()))
     });
     match queue {
-        Some(q) => q.lock().unwrap_or_else(|e| e.into_inner()).extend(dirs),
+        Some(q) => lock(q).extend(dirs),
         None => dirs.iter().for_each(|d| remove_now(d)),
     }
 }
@@ -261,7 +260,7 @@ struct RuntimeFile {
 impl RuntimeFile {
     fn read(path: &Path) -> Option<Self> {
         let mut file = File::open(path).ok()?;
-        let held = !lock(&file, false);
+        let held = !lock_file(&file, false);
         let mut text = String::new();
         file.read_to_string(&mut text).ok()?;
         let mut lines = text.lines();
@@ -285,7 +284,7 @@ impl RuntimeFile {
 /// open-file-description lock, released by the kernel when the last
 /// descriptor of it closes. Testing never takes the lock. Returns whether
 /// the lock is (or would be) ours.
-fn lock(file: &File, take: bool) -> bool {
+fn lock_file(file: &File, take: bool) -> bool {
     let mut fl = libc::flock {
         l_type: libc::F_WRLCK as libc::c_short,
         l_whence: libc::SEEK_SET as libc::c_short,
@@ -357,7 +356,7 @@ pub(crate) fn reclaim_temp_dirs(base: &Path, ours: &Path) {
         let mut held = false;
         for l in locks.flatten() {
             any = true;
-            held |= File::open(l.path()).map_or(true, |f| !lock(&f, false));
+            held |= File::open(l.path()).map_or(true, |f| !lock_file(&f, false));
         }
         // No lock file at all: a runtime that stopped but whose folder
         // could not be removed, or one starting right now (it takes its

@@ -72,7 +72,10 @@ impl Record {
     pub fn logs(&self, options: &LogOptions) -> Result<Vec<u8>, RuntimeError> {
         let s = &self.object.status;
         let pod = self.name().to_string();
-        let mut all = s.init_container_statuses.iter().chain(&s.container_statuses);
+        let mut all = s
+            .init_container_statuses
+            .iter()
+            .chain(&s.container_statuses);
         let c = if options.container.is_empty() {
             match s.container_statuses.as_slice() {
                 [only] => only,
@@ -93,11 +96,12 @@ impl Record {
                 }
             }
         } else {
-            all.find(|c| c.name == options.container)
-                .ok_or_else(|| RuntimeError::NoSuchContainer {
+            all.find(|c| c.name == options.container).ok_or_else(|| {
+                RuntimeError::NoSuchContainer {
                     pod: pod.clone(),
                     container: options.container.clone(),
-                })?
+                }
+            })?
         };
         let run = if options.previous {
             c.restart_count

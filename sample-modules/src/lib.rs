@@ -5,6 +5,18 @@
 
 use std::path::PathBuf;
 
+mod table;
+pub use table::{GUESTS, TARGETS};
+
+/// Every installed image's file name (`<program>-<version>.wasm`), from
+/// [`GUESTS`].
+pub fn image_names() -> Vec<String> {
+    GUESTS
+        .iter()
+        .flat_map(|(program, versions)| versions.iter().map(move |v| format!("{program}-{v}.wasm")))
+        .collect()
+}
+
 macro_rules! image {
     ($file:literal) => {
         concat!(env!("CARGO_MANIFEST_DIR"), "/images/", $file)
@@ -32,8 +44,6 @@ pub fn pods_dir() -> PathBuf {
 
 /// `tcp-echo` (echo server and client on std::net) as a wasip2 component.
 pub const TCP_ECHO_P2: &str = image!("tcp-echo-p2.wasm");
-/// `tcp-echo` as a wasip1 module (no sockets in WASI preview 1).
-pub const TCP_ECHO_P1: &str = image!("tcp-echo-p1.wasm");
 /// `http-server` (HTTP/1.1 on std::net, with /healthz, /admin/fail, /slow) as a wasip2 component.
 pub const HTTP_SERVER_P2: &str = image!("http-server-p2.wasm");
 /// `http-get` (an HTTP client / poller) as a wasip2 component.

@@ -164,7 +164,9 @@ async fn shared_empty_dir_carries_bytes_between_containers_and_is_removed_on_del
     assert!(!on_host.exists(), "the emptyDir is removed with the pod");
     assert!(!w.pod.dir().join(".volumes").exists());
     assert_eq!(
-        w.pod.logs(&wasipod::LogOptions::container("reader")).unwrap(),
+        w.pod
+            .logs(&wasipod::LogOptions::container("reader"))
+            .unwrap(),
         b"payload-42",
         "logs outlive the pod's volumes"
     );

@@ -3,6 +3,7 @@
 
 mod cache_and_status;
 mod containers;
+mod guests;
 mod lifecycle;
 mod manifest;
 mod network;

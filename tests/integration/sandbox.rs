@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use wasipod::sandbox::{
-    ContainerConfig, Image, Node, PodSandbox, RunState, SandboxConfig, Signal,
-};
+use wasipod::sandbox::{ContainerConfig, Image, Node, PodSandbox, RunState, SandboxConfig, Signal};
 use wasipod::spec::{MountSpec, VolumeSource, VolumeSpec};
 use wasipod::status::ExitReason;
 use wasipod::{ErrorKind, RuntimeConfig};
@@ -128,7 +126,12 @@ async fn two_containers_share_localhost_and_an_empty_dir() {
     }
     for (name, c) in &containers {
         let exit = tokio::time::timeout(PATIENCE, c.wait()).await.unwrap();
-        assert_eq!(exit.exit.code, 0, "{name}: {exit:?}\n{}", log(&sandbox, name));
+        assert_eq!(
+            exit.exit.code,
+            0,
+            "{name}: {exit:?}\n{}",
+            log(&sandbox, name)
+        );
         assert!(exit.started_at.is_some_and(|s| s <= exit.finished_at));
     }
     assert_eq!(log(&sandbox, "client"), "ping over localhost\n");
@@ -151,7 +154,11 @@ async fn term_ends_a_guest_without_a_handler_at_once_and_lets_one_with_a_handler
             h.container(
                 "handler",
                 "toolbox-p2.wasm",
-                &["toolbox", "sh", "handle-sigterm; echo ready; wait-sigterm 20"],
+                &[
+                    "toolbox",
+                    "sh",
+                    "handle-sigterm; echo ready; wait-sigterm 20",
+                ],
             )
             .await,
         )
@@ -167,7 +174,9 @@ async fn term_ends_a_guest_without_a_handler_at_once_and_lets_one_with_a_handler
 
     wait_for_log(&sandbox, "handler", "ready").await;
     handler.kill(Signal::Term);
-    let exit = tokio::time::timeout(PATIENCE, handler.wait()).await.unwrap();
+    let exit = tokio::time::timeout(PATIENCE, handler.wait())
+        .await
+        .unwrap();
     assert_eq!(exit.exit.code, 0, "{}", log(&sandbox, "handler"));
     assert_eq!(log(&sandbox, "handler"), "ready\ngot SIGTERM\ndrained\n");
     // A run happens once.
@@ -277,9 +286,9 @@ async fn removing_a_sandbox_frees_its_pod_ip_and_host_ports() {
         .unwrap()
         .port();
     let mut config = SandboxConfig::new("default", "first");
-    config.publish.push(
-        wasipod::net::PortMapping::parse(&format!("127.0.0.1:{port}:80")).unwrap(),
-    );
+    config
+        .publish
+        .push(wasipod::net::PortMapping::parse(&format!("127.0.0.1:{port}:80")).unwrap());
     let first = h.sandbox(config);
     assert_eq!(first.ip().to_string(), "10.77.0.2");
     assert!(

@@ -362,7 +362,12 @@ async fn only_the_current_and_previous_runs_keep_their_logs() {
     logs.sort();
     assert_eq!(logs, ["3.log", "4.log"]);
     assert!(w.log("c").contains("run 5 of 5: succeeding"));
-    let previous = String::from_utf8(w.pod.logs(&wasipod::LogOptions::container("c").previous()).unwrap()).unwrap();
+    let previous = String::from_utf8(
+        w.pod
+            .logs(&wasipod::LogOptions::container("c").previous())
+            .unwrap(),
+    )
+    .unwrap();
     assert!(previous.contains("run 4 of 5: failing"), "{previous}");
 }
 

@@ -77,7 +77,12 @@ async fn on_failure_restarts_until_success() {
         "exit 0 is not restarted under OnFailure"
     );
     assert!(w.log("flaky").contains("run 3 of 3: succeeding"));
-    let previous = String::from_utf8(w.pod.logs(&wasipod::LogOptions::container("flaky").previous()).unwrap()).unwrap();
+    let previous = String::from_utf8(
+        w.pod
+            .logs(&wasipod::LogOptions::container("flaky").previous())
+            .unwrap(),
+    )
+    .unwrap();
     assert!(previous.contains("run 2 of 3: failing"), "{previous}");
 }
 

@@ -110,7 +110,13 @@ impl Watched {
     }
 
     pub fn log(&self, container: &str) -> String {
-        String::from_utf8_lossy(&self.pod.logs(&wasipod::LogOptions::container(container)).unwrap()).into_owned()
+        String::from_utf8_lossy(
+            &self
+                .pod
+                .logs(&wasipod::LogOptions::container(container))
+                .unwrap(),
+        )
+        .into_owned()
     }
 
     pub fn terminated(&self, container: &str) -> wasipod::status::StateTerminated {
@@ -140,7 +146,10 @@ impl Drop for Watched {
             .iter()
             .chain(&status.container_statuses)
         {
-            let log = self.pod.logs(&wasipod::LogOptions::container(&c.name)).unwrap_or_default();
+            let log = self
+                .pod
+                .logs(&wasipod::LogOptions::container(&c.name))
+                .unwrap_or_default();
             eprintln!(
                 "---- {} ({:?}) ----\n{}",
                 c.name,

@@ -6,6 +6,7 @@ mod files;
 
 pub(crate) use files::FileBudget;
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -484,19 +485,9 @@ impl Engine {
         let bytes = std::fs::read(path).map_err(|e| image_err(e.to_string()))?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         if let Some(stamp) = stamp {
-            self.cache
-                .paths
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(path.to_path_buf(), (stamp, digest));
+            lock(&self.cache.paths).insert(path.to_path_buf(), (stamp, digest));
         }
-        if let Some(image) = self
-            .cache
-            .memory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-        {
+        if let Some(image) = lock(&self.cache.memory).get(&digest) {
             self.cache.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok((image.clone(), CacheOrigin::Memory, start.elapsed()));
         }
@@ -537,11 +528,7 @@ impl Engine {
             prepared,
             digest: format!("sha256:{hex}"),
         });
-        self.cache
-            .memory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, image.clone());
+        lock(&self.cache.memory).insert(digest, image.clone());
         Ok((image, origin, start.elapsed()))
     }
 
@@ -838,19 +825,11 @@ impl CompileCache {
 
     /// The image of an unchanged file already loaded.
     fn by_path(&self, path: &Path) -> Option<Arc<Image>> {
-        let (stamp, digest) = *self
-            .paths
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)?;
+        let (stamp, digest) = *lock(&self.paths).get(path)?;
         if FileStamp::of(path)? != stamp {
             return None;
         }
-        self.memory
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-            .cloned()
+        lock(&self.memory).get(&digest).cloned()
     }
 
     fn file(&self, hex: &str) -> Option<PathBuf> {

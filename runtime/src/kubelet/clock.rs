@@ -68,7 +68,10 @@ mod tests {
     fn scaling_saturates() {
         assert_eq!(scale(Duration::MAX, 1.0), FOREVER);
         assert_eq!(scale(Duration::from_secs(10), 0.5), Duration::from_secs(5));
-        assert_eq!(unscale(Duration::from_secs(5), 0.5), Duration::from_secs(10));
+        assert_eq!(
+            unscale(Duration::from_secs(5), 0.5),
+            Duration::from_secs(10)
+        );
         assert_eq!(unscale(Duration::from_secs(5), 0.0), FOREVER);
     }
 }

@@ -54,7 +54,13 @@ impl StatusWriter {
 
     /// Records an event about `object` (`pod` or a container, see
     /// [`object`]).
-    pub(crate) fn event(&self, type_: EventType, reason: EventReason, object: &str, message: String) {
+    pub(crate) fn event(
+        &self,
+        type_: EventType,
+        reason: EventReason,
+        object: &str,
+        message: String,
+    ) {
         let event = Event {
             time: chrono::Utc::now(),
             type_,

@@ -38,10 +38,8 @@ impl Stoppable for Container {
         Container::kill(self, signal);
     }
 
-    fn exited(&self) -> impl Future<Output = ()> + Send {
-        async move {
-            self.wait().await;
-        }
+    async fn exited(&self) {
+        self.wait().await;
     }
 }
 
@@ -71,11 +69,7 @@ impl StopContext<'_> {
 /// declaration.
 pub(crate) fn order(spec: &PodSpec, running: &[String]) -> (Vec<String>, Vec<String>) {
     let is_sidecar = |name: &str| spec.container(name).is_some_and(|c| c.sidecar);
-    let first = running
-        .iter()
-        .filter(|n| !is_sidecar(n))
-        .cloned()
-        .collect();
+    let first = running.iter().filter(|n| !is_sidecar(n)).cloned().collect();
     let last = spec
         .init_containers
         .iter()
@@ -268,8 +262,8 @@ mod tests {
             }
         }
 
-        fn exited(&self) -> impl Future<Output = ()> + Send {
-            async move {
+        async fn exited(&self) {
+            {
                 let mut rx = self.exit.subscribe();
                 let draining = async {
                     loop {
@@ -332,9 +326,7 @@ spec:
     #[test]
     fn sidecars_stop_last_in_reverse_order() {
         let spec = pod();
-        let running: Vec<String> = ["proxy", "app", "log", "worker"]
-            .map(String::from)
-            .to_vec();
+        let running: Vec<String> = ["proxy", "app", "log", "worker"].map(String::from).to_vec();
         let (first, last) = order(&spec, &running);
         assert_eq!(first, ["app", "worker"]);
         assert_eq!(last, ["proxy", "log"]);

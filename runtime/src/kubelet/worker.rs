@@ -328,11 +328,7 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec) -> Exit {
         .unwrap_or(0);
     let created = container_config(pod, c, attempt)
         .map_err(|e| e.to_string())
-        .and_then(|cfg| {
-            pod.sandbox
-                .create_container(cfg)
-                .map_err(|e| e.to_string())
-        });
+        .and_then(|cfg| pod.sandbox.create_container(cfg).map_err(|e| e.to_string()));
     let container = match created {
         Ok(container) => container,
         Err(e) => return start_failed(pod, c, &e),

@@ -22,6 +22,7 @@ pub(crate) mod lookup;
 pub(crate) mod pipe;
 pub(crate) mod tcp;
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -240,7 +241,7 @@ impl Network {
         hostname: &str,
         outbound: Vec<OutboundRule>,
     ) -> Result<Arc<PodNet>, RuntimeError> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = lock(&self.inner);
         let usable = self.size - 3;
         for _ in 0..usable {
             let offset = inner.next;
@@ -273,17 +274,12 @@ impl Network {
     }
 
     fn pod(&self, ip: Ipv4Addr) -> Option<Arc<PodNet>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pods
-            .get(&ip)
-            .and_then(Weak::upgrade)
+        lock(&self.inner).pods.get(&ip).and_then(Weak::upgrade)
     }
 
     /// The pod whose hostname is `name`.
     fn by_hostname(&self, name: &str) -> Option<Arc<PodNet>> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = lock(&self.inner);
         inner
             .pods
             .values()
@@ -318,7 +314,7 @@ impl Drop for PodNet {
     fn drop(&mut self) {
         self.stop.cancel();
         if let Some(net) = self.network.upgrade() {
-            let mut inner = net.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = lock(&net.inner);
             if inner
                 .pods
                 .get(&self.ip)
@@ -351,21 +347,13 @@ pub(crate) struct Listener {
 
 impl Listener {
     pub(crate) fn pop(&self) -> Option<Pending> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
+        lock(&self.queue).pop_front()
     }
 
     pub(crate) async fn ready(&self) {
         loop {
             let notified = self.ready.notified();
-            if !self
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-            {
+            if !lock(&self.queue).is_empty() {
                 return;
             }
             notified.await;
@@ -438,7 +426,7 @@ impl PodNet {
         if !ip.is_unspecified() && !self.owns(ip) {
             return Err(ErrorCode::AddressNotBindable);
         }
-        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ports = lock(&self.ports);
         let in_use = |ports: &Ports, port: u16| {
             ports.bound.iter().any(|b| {
                 b.port() == port && (b.ip() == ip || b.ip().is_unspecified() || ip.is_unspecified())
@@ -470,7 +458,7 @@ impl PodNet {
     }
 
     pub(crate) fn unbind(&self, addr: SocketAddr) {
-        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ports = lock(&self.ports);
         ports.bound.remove(&addr);
         ports.listeners.remove(&addr);
     }
@@ -481,16 +469,12 @@ impl PodNet {
             backlog: backlog.clamp(1, self.limits.max_backlog),
             ready: Notify::new(),
         });
-        self.ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .listeners
-            .insert(addr, listener.clone());
+        lock(&self.ports).listeners.insert(addr, listener.clone());
         listener
     }
 
     fn listener_for(&self, target: SocketAddr) -> Option<Arc<Listener>> {
-        let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let ports = lock(&self.ports);
         let exact = ports.listeners.get(&target).or_else(|| {
             // A v4-mapped target also matches a listener on the v4 address.
             let c = SocketAddr::new(canonical(target.ip()), target.port());
@@ -583,7 +567,7 @@ impl PodNet {
         let listener = self
             .listener_for(target)
             .ok_or(ErrorCode::ConnectionRefused)?;
-        let mut queue = listener.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = lock(&listener.queue);
         if queue.len() >= listener.backlog {
             return Err(ErrorCode::ConnectionRefused);
         }

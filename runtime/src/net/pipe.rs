@@ -3,6 +3,7 @@
 //! (backpressure); closing either end is seen by the other (EOF, or a
 //! closed stream for a writer whose reader is gone).
 
+use crate::sync::lock;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -40,7 +41,7 @@ impl Pipe {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// No more bytes will be written (the reader sees EOF once drained).

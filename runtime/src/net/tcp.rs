@@ -3,6 +3,7 @@
 //! (bind → listen → accept; connect; shutdown), and `udp-create-socket`,
 //! which refuses UDP.
 
+use crate::sync::lock;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,12 +28,12 @@ struct Attempt {
 
 impl Attempt {
     fn finish(&self, result: Result<(), ErrorCode>) {
-        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        *lock(&self.result) = Some(result);
         self.done.notify_waiters();
     }
 
     fn result(&self) -> Option<Result<(), ErrorCode>> {
-        *self.result.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.result)
     }
 
     async fn wait(&self) {

@@ -36,6 +36,7 @@ mod container;
 pub mod layout;
 pub(crate) mod volume;
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -45,8 +46,8 @@ use tokio::sync::broadcast;
 
 pub use crate::engine::{CacheOrigin, Image};
 pub use container::{
-    Container, ContainerConfig, ContainerExit, ExecResult, RunState, SIGTERM_HANDLER_FILE,
-    Signal, TERMINATION_FILE,
+    Container, ContainerConfig, ContainerExit, ExecResult, RunState, SIGTERM_HANDLER_FILE, Signal,
+    TERMINATION_FILE,
 };
 pub use layout::PodLayout;
 
@@ -280,6 +281,9 @@ pub(crate) struct SandboxInner {
     logs: Arc<Fanout<LogLine>>,
     /// The containers created in it (dropped ones are skipped).
     containers: Mutex<Vec<Weak<container::ContainerInner>>>,
+    /// The names of every container ever created in it: whose runtime
+    /// folders removal takes away.
+    names: Mutex<BTreeSet<String>>,
 }
 
 impl Drop for SandboxInner {
@@ -319,7 +323,12 @@ impl PodSandbox {
                 ),
             });
         }
-        let layout = PodLayout::new(&node.state_dir, &config.namespace, &config.name, &config.uid);
+        let layout = PodLayout::new(
+            &node.state_dir,
+            &config.namespace,
+            &config.name,
+            &config.uid,
+        );
         let dir = layout.dir().to_path_buf();
         // One call on the usual path; the whole chain if `pods/` is gone.
         std::fs::create_dir(&dir)
@@ -357,6 +366,7 @@ impl PodSandbox {
                 volumes: OnceLock::new(),
                 logs: Arc::new(Fanout::new(4096)),
                 containers: Mutex::new(Vec::new()),
+                names: Mutex::new(BTreeSet::new()),
             }),
         })
     }
@@ -459,6 +469,7 @@ impl PodSandbox {
     /// previous run's stay), a fresh runtime folder, its mounts opened.
     /// The volumes must be mounted.
     pub fn create_container(&self, config: ContainerConfig) -> Result<Container, RuntimeError> {
+        lock(&self.inner.names).insert(config.name.clone());
         let container = Container::create(self.inner.clone(), config)?;
         let mut all = lock(&self.inner.containers);
         all.retain(|c| c.strong_count() > 0);
@@ -492,8 +503,8 @@ impl PodSandbox {
             v.remove();
         }
         let mut aside = Vec::new();
-        for c in self.container_names() {
-            volume::remove_tree(&self.inner.layout.run_dir(&c), &trash, &mut aside);
+        for c in lock(&self.inner.names).iter() {
+            volume::remove_tree(&self.inner.layout.run_dir(c), &trash, &mut aside);
         }
         state::remove_in_background(aside);
         if !self.inner.node.config.retain_deleted_pods
@@ -501,18 +512,5 @@ impl PodSandbox {
         {
             state::remove_in_background(vec![aside]);
         }
-    }
-
-    /// Names of the containers made in it, from their folders.
-    fn container_names(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.inner.layout.dir()) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
-            .collect()
     }
 }

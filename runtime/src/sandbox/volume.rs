@@ -20,9 +20,9 @@ use std::sync::Arc;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use super::layout::PodLayout;
 use crate::engine::{HostDir, Preopen};
 use crate::error::RuntimeError;
-use super::layout::PodLayout;
 use crate::spec::{MountSpec, VolumeSource, VolumeSpec};
 
 /// The host side of a pod's volumes.

@@ -1,4 +1,4 @@
-//! Validated pod: what the supervisor runs. Built from the wire types by
+//! Validated pod: what the pod worker runs. Built from the wire types by
 //! [`PodSpec::try_from`], which applies Kubernetes' defaults and rules and
 //! reports every problem with its field path.
 
@@ -1091,7 +1091,10 @@ impl Validator<'_> {
         Some(VolumeSource::Files { files })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one validator step per field group; the arguments are the fields it reads"
+    )]
     fn container(
         &mut self,
         c: &manifest::Container,
@@ -1599,7 +1602,10 @@ impl Validator<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one validator step per field group; the arguments are the fields it reads"
+    )]
     fn action(
         &mut self,
         exec: &Option<manifest::ExecAction>,

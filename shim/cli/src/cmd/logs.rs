@@ -1,0 +1,26 @@
+//! `wasipod logs`: a container's log, of a running or finished pod.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use wasipod::{LogOptions, store};
+
+pub(crate) fn logs(
+    state_dir: &Path,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+    previous: bool,
+) -> Result<ExitCode> {
+    let record = store::find(state_dir, namespace, pod)?;
+    let options = LogOptions {
+        container: container.unwrap_or_default().to_string(),
+        previous,
+        ..LogOptions::default()
+    };
+    let bytes = record.logs(&options)?;
+    std::io::stdout().lock().write_all(&bytes)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,275 @@
+//! `wasipod`: run Kubernetes pods of WASI programs from the command line.
+//!
+//! ## Layout
+//!
+//! `main.rs` parses the command line and dispatches; each verb is one file
+//! under `cmd/` (`bench` is a folder of its own); pod records, logs and
+//! liveness come from the library (`wasipod::store`).
+
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wasipod::RuntimeConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "wasipod",
+    version,
+    about = "Run Kubernetes v1 Pods whose containers are WASI programs, sandboxed by wasmtime.",
+    after_help = "Examples:\n  wasipod run sample-modules/pods/demo.yaml\n  wasipod logs demo -c reader\n  wasipod get\n  wasipod stop demo"
+)]
+struct Cli {
+    /// Where pods keep their volumes, logs and status
+    /// [default: $XDG_STATE_HOME/wasipod or ~/.local/state/wasipod]
+    #[arg(long, global = true, env = "WASIPOD_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pod in the foreground until it finishes; Ctrl-C deletes it.
+    ///
+    /// Container output is printed as `[container] line` (stdout lines on
+    /// stdout, stderr lines on stderr; all on stderr with --output, so that
+    /// stdout holds only the Pod document); events and state changes go to
+    /// stderr.
+    #[command(
+        after_help = "Examples:\n  wasipod run pod.yaml\n  wasipod run pod.yaml --output yaml   # print the final Pod object\n  wasipod run pod.yaml --rm            # keep no logs afterwards
+  wasipod run web.yaml -p 8080:80      # curl http://127.0.0.1:8080/ reaches the pod's port 80\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest."
+    )]
+    Run {
+        /// The manifest: one v1 Pod, plus the ConfigMaps/Secrets it uses.
+        manifest: PathBuf,
+        /// Print the final Pod object in this format.
+        #[arg(short, long, value_enum)]
+        output: Option<Format>,
+        /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
+        #[arg(long, env = "WASIPOD_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Grace period for deletion on Ctrl-C/SIGTERM, in seconds
+        /// [default: the pod's terminationGracePeriodSeconds].
+        #[arg(long)]
+        grace_period: Option<u64>,
+        /// Remove the pod's logs and status when it ends.
+        #[arg(long)]
+        rm: bool,
+        /// Print only the containers' output (no events).
+        #[arg(short, long)]
+        quiet: bool,
+        /// Publish a pod port on the host: `[HOST_IP:]HOST_PORT:CONTAINER_PORT`
+        /// (host IP 127.0.0.1 by default). Repeatable.
+        #[arg(
+            short = 'p',
+            long = "publish",
+            value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT"
+        )]
+        publish: Vec<String>,
+    },
+    /// Measure pod cold start on this machine: create N pods from a manifest
+    /// and report percentiles of each step.
+    #[command(
+        after_help = "Examples:\n  wasipod bench sample-modules/pods/bench/hello-p1.yaml\n  wasipod bench sample-modules/pods/bench/three-containers.yaml --count 500 --concurrency 4 -o json"
+    )]
+    Bench {
+        /// The manifest (pods get unique names).
+        manifest: PathBuf,
+        /// Pods to measure.
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        count: usize,
+        /// Pods in flight at once.
+        #[arg(short, long, default_value_t = 1)]
+        concurrency: usize,
+        /// Unmeasured pods first.
+        #[arg(short, long, default_value_t = 50)]
+        warmup: usize,
+        /// Print the report as JSON or YAML.
+        #[arg(short, long, value_enum)]
+        output: Option<Format>,
+        /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
+        #[arg(long, env = "WASIPOD_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Keep all pods running at once and report the memory per pod
+        /// (for pods that run on, such as servers).
+        #[arg(long)]
+        hold: bool,
+        /// Allocate instances on demand instead of from a pool.
+        #[arg(long)]
+        no_pool: bool,
+        /// How pods are driven: one single-threaded executor per core (a
+        /// pod and its observer share a thread), or one work-stealing
+        /// runtime for all.
+        #[arg(long, value_enum, default_value = "thread-per-core")]
+        scheduler: cmd::bench::Scheduler,
+        /// Executor threads [default: one per core; thread-per-core uses at
+        /// most one per pod in flight].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Write the latency distribution (share of pods under each
+        /// latency, per measure) as an SVG chart.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Check a manifest without running it: errors and ignored fields.
+    #[command(after_help = "Example:\n  wasipod validate pod.yaml")]
+    Validate {
+        /// The manifest.
+        manifest: PathBuf,
+    },
+    /// Print a container's log (of a running or finished pod).
+    #[command(
+        after_help = "Examples:\n  wasipod logs demo                 # the only container\n  wasipod logs demo -c reader --previous"
+    )]
+    Logs {
+        /// The pod's name.
+        pod: String,
+        /// The container (required when the pod has several).
+        #[arg(short, long)]
+        container: Option<String>,
+        /// The previous run of a restarted container.
+        #[arg(short, long)]
+        previous: bool,
+        /// The pod's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+    /// List pods, or print one as YAML/JSON.
+    #[command(after_help = "Examples:\n  wasipod get\n  wasipod get demo -o yaml")]
+    Get {
+        /// A pod's name; all pods when absent.
+        pod: Option<String>,
+        /// Print the Pod object in this format.
+        #[arg(short, long, value_enum)]
+        output: Option<Format>,
+        /// The pod's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+    /// Delete a pod running in another `wasipod run` (which then stops it
+    /// and cleans up).
+    #[command(after_help = "Example:\n  wasipod stop demo")]
+    Stop {
+        /// The pod's name.
+        pod: String,
+        /// The pod's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+    /// Remove the records (logs, status) of pods that are not running.
+    #[command(after_help = "Examples:\n  wasipod rm demo\n  wasipod rm --all")]
+    Rm {
+        /// The pod's name.
+        pod: Option<String>,
+        /// Every finished pod.
+        #[arg(long)]
+        all: bool,
+        /// The pod's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+/// How a Pod document or a report is printed.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Format {
+    Yaml,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .or_else(RuntimeConfig::default_state_dir)
+        .unwrap_or_else(|| PathBuf::from(".wasipod"));
+    let result = match cli.command {
+        Command::Run {
+            manifest,
+            output,
+            cache_dir,
+            grace_period,
+            rm,
+            quiet,
+            publish,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(cmd::run::run(cmd::run::RunArgs {
+                manifest,
+                output,
+                cache_dir,
+                grace_period,
+                rm,
+                quiet,
+                publish,
+                state_dir,
+            }))
+        }
+        Command::Validate { manifest } => cmd::validate::validate(&manifest),
+        Command::Bench {
+            manifest,
+            count,
+            concurrency,
+            warmup,
+            output,
+            cache_dir,
+            hold,
+            no_pool,
+            scheduler,
+            threads,
+            plot,
+        } => (|| {
+            let report = cmd::bench::bench(cmd::bench::BenchArgs {
+                manifest,
+                count,
+                concurrency,
+                warmup,
+                cache_dir,
+                hold,
+                no_pool,
+                scheduler,
+                threads,
+                plot,
+                progress: output.is_none(),
+            })?;
+            let text = match output {
+                Some(Format::Json) => serde_json::to_string_pretty(&report)? + "\n",
+                Some(Format::Yaml) => serde_yaml_ng::to_string(&report)?,
+                None => cmd::bench::render(&report),
+            };
+            cmd::print_out(&text)?;
+            Ok(ExitCode::SUCCESS)
+        })(),
+        Command::Logs {
+            pod,
+            container,
+            previous,
+            namespace,
+        } => cmd::logs::logs(&state_dir, &namespace, &pod, container.as_deref(), previous),
+        Command::Get {
+            pod,
+            output,
+            namespace,
+        } => cmd::get::get(&state_dir, &namespace, pod.as_deref(), output),
+        Command::Stop { pod, namespace } => cmd::stop::stop(&state_dir, &namespace, &pod),
+        Command::Rm {
+            pod,
+            all,
+            namespace,
+        } => cmd::rm::rm(&state_dir, &namespace, pod.as_deref(), all),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
