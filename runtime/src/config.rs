@@ -15,7 +15,7 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Where pods keep their volumes and logs
     /// (`<state_dir>/pods/<namespace>_<name>_<uid>/`), and runtimes their
-    /// locks (see [`state`](crate::state)). `None`: a temporary
+    /// locks (see [`state`](crate::sandbox::state)). `None`: a temporary
     /// directory, on tmpfs (`/dev/shm`) where there is one, removed when the
     /// runtime is dropped.
     pub state_dir: Option<PathBuf>,

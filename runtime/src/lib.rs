@@ -53,12 +53,11 @@
 //! |---|---|
 //! | [`runtime`](Runtime), [`config`], [`store`] | the registry of pods, its settings, pod records on disk |
 //! | [`kubelet`] | the pod worker, lifecycle, restarts, termination order, probes, the status writer |
-//! | [`sandbox`] | pod sandboxes and containers (CRI level); [`sandbox::layout`]: every path under a pod's folder |
+//! | [`sandbox`] | pod sandboxes and containers (CRI level); [`sandbox::layout`]: every path under a pod's folder; [`sandbox::state`]: which process owns which pod folders, reclaiming what dead ones left |
 //! | `engine` | the wasmtime engine, epoch preemption, compile cache, one guest's store, open-file caps |
 //! | [`net`] | the pod network: `wasi:sockets` over in-memory streams, pod IPs, publishing, outbound |
 //! | [`log`] | bounded per-container log files, the live line stream, the only log reader |
-//! | [`state`] | which process owns which pod folders; reclaiming what dead ones left |
-//! | [`spec`] | validated domain types ([`PodSpec`]) |
+//! //! | [`spec`] | validated domain types ([`PodSpec`]) |
 //! | [`manifest`], [`status`], [`quantity`], [`error`] | Kubernetes shapes: wire types, status and events, quantities; errors and their kinds |
 //!
 //! ## Sandbox
@@ -81,7 +80,6 @@ pub mod quantity;
 mod runtime;
 pub mod sandbox;
 pub mod spec;
-pub mod state;
 pub mod status;
 pub mod store;
 

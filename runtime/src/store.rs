@@ -4,7 +4,7 @@
 //! A record is the pod's `v1 Pod` document in its folder
 //! ([`PodLayout::record`]), replaced whole on each save. Whether a pod still
 //! runs is known from the lock its process holds on the state folder (see
-//! [`state`](crate::state)), never from a pid file whose pid may have been
+//! [`state`](crate::sandbox::state)), never from a pid file whose pid may have been
 //! recycled.
 
 use std::path::Path;
@@ -140,7 +140,7 @@ pub fn list(state_dir: &Path) -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(layout::pods_dir(state_dir)) else {
         return Vec::new();
     };
-    let running = crate::state::running_pods(state_dir);
+    let running = crate::sandbox::state::running_pods(state_dir);
     let mut out: Vec<Record> = entries
         .flatten()
         .filter_map(|e| {

@@ -193,7 +193,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The pooling instance allocator's size (see [`crate::RuntimeConfig::pool`]).
+/// The pooling instance allocator's size (see [`crate::config::RuntimeConfig::pool`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolConfig {
     /// Guests (containers, exec probes and hooks) that can run at once;
@@ -214,7 +214,7 @@ impl PoolConfig {
     /// as the largest memory limit (at least the default 1 GiB, at most
     /// [`PoolConfig::MAX_SLOT_MEMORY`]; a limit above that is then refused
     /// at create, naming its field).
-    pub fn sized_for(spec: &crate::PodSpec, pods: u32, spare: u32) -> Self {
+    pub fn sized_for(spec: &crate::spec::PodSpec, pods: u32, spare: u32) -> Self {
         Self {
             slots: spec
                 .guest_slots()

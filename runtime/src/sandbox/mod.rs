@@ -34,6 +34,7 @@
 
 mod container;
 pub mod layout;
+pub mod state;
 pub(crate) mod volume;
 
 use std::collections::BTreeSet;
@@ -58,7 +59,6 @@ use crate::fanout::Fanout;
 use crate::log::{LogFiles, LogLine};
 use crate::net::{Network, OutboundRule, PodNet, PortMapping};
 use crate::spec::{PodSpec, VolumeSpec};
-use crate::state;
 use crate::sync::lock;
 use volume::Volumes;
 

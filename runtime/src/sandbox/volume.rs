@@ -230,7 +230,7 @@ impl Volumes {
         if self.has_owned {
             remove_tree(&self.owned, &self.trash, &mut aside);
         }
-        crate::state::remove_in_background(aside);
+        crate::sandbox::state::remove_in_background(aside);
     }
 }
 
@@ -300,7 +300,7 @@ pub(crate) fn remove_tree(dir: &Path, trash: &Path, aside: &mut Vec<PathBuf>) {
     match std::fs::remove_dir(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(_) => aside.extend(crate::state::move_aside(dir, trash)),
+        Err(_) => aside.extend(crate::sandbox::state::move_aside(dir, trash)),
     }
 }
 

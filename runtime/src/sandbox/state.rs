@@ -27,11 +27,11 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use crate::sandbox::layout::{self, PodLayout};
+use super::layout::{self, PodLayout};
 
 /// A temporary state folder (`wasipod-*`), in memory (`/dev/shm`) where
 /// the system has a tmpfs, after removing those of runtimes that died.
-pub(crate) fn temp_state_dir() -> Result<tempfile::TempDir, crate::RuntimeError> {
+pub(crate) fn temp_state_dir() -> Result<tempfile::TempDir, crate::error::RuntimeError> {
     // Volatile state belongs in memory when the system has a tmpfs for it
     // (pod start creates a few folders and files).
     let shm = Path::new("/dev/shm");
@@ -59,8 +59,8 @@ pub(crate) struct Owner {
     state_dir: PathBuf,
 }
 
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> crate::RuntimeError + '_ {
-    move |source| crate::RuntimeError::Io {
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> crate::error::RuntimeError + '_ {
+    move |source| crate::error::RuntimeError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -69,7 +69,10 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> crate::RuntimeError + '_
 impl Owner {
     /// Takes a new lock file in `state_dir` (pods of this runtime will be
     /// recorded in it), after reclaiming what dead runtimes left there.
-    pub(crate) fn acquire(state_dir: &Path, retain: bool) -> Result<Self, crate::RuntimeError> {
+    pub(crate) fn acquire(
+        state_dir: &Path,
+        retain: bool,
+    ) -> Result<Self, crate::error::RuntimeError> {
         let runtimes = layout::runtimes_dir(state_dir);
         std::fs::create_dir_all(&runtimes).map_err(io_at(&runtimes))?;
         let trash = layout::trash_dir(state_dir);
@@ -86,7 +89,7 @@ impl Owner {
             .map_err(io_at(&tmp))?;
         if !lock_file(&file, true) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(crate::RuntimeError::Io {
+            return Err(crate::error::RuntimeError::Io {
                 path: tmp,
                 source: std::io::Error::last_os_error(),
             });
