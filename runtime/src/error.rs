@@ -204,6 +204,12 @@ pub enum RuntimeError {
         /// The system's reason.
         message: String,
     },
+    /// The runtime has none left of something pods need (pod addresses).
+    #[error("{message}")]
+    Exhausted {
+        /// What ran out, and where.
+        message: String,
+    },
     /// Another pod of this runtime has the same namespace and name.
     #[error("pods \"{name}\" already exists in namespace \"{namespace}\"")]
     AlreadyExists {
@@ -303,7 +309,9 @@ impl RuntimeError {
             RuntimeError::Engine(_) | RuntimeError::Io { .. } => ErrorKind::Internal,
             RuntimeError::Image { .. } | RuntimeError::Volume { .. } => ErrorKind::InvalidArgument,
             RuntimeError::Limit { .. } => ErrorKind::InvalidArgument,
-            RuntimeError::Publish { .. } => ErrorKind::ResourceExhausted,
+            RuntimeError::Publish { .. } | RuntimeError::Exhausted { .. } => {
+                ErrorKind::ResourceExhausted
+            }
             RuntimeError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             RuntimeError::NotFound { .. } | RuntimeError::NoSuchContainer { .. } => {
                 ErrorKind::NotFound

@@ -58,7 +58,7 @@
 //! | [`net`] | the pod network: `wasi:sockets` over in-memory streams, pod IPs, publishing, outbound |
 //! | [`log`] | bounded per-container log files, the live line stream, the only log reader |
 //! //! | [`spec`] | validated domain types ([`PodSpec`]) |
-//! | [`manifest`], [`status`], [`quantity`], [`error`] | Kubernetes shapes: wire types, status and events, quantities; errors and their kinds |
+//! | [`api`] ([`manifest`], [`status`], [`quantity`]), [`error`] | Kubernetes shapes, no I/O: wire types, status and events, quantities; errors and their kinds |
 //!
 //! ## Sandbox
 //!
@@ -70,22 +70,22 @@
 //! cannot starve the others, and dropping a guest's future stops it at once.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod kubelet;
 pub mod log;
-pub mod manifest;
 pub mod net;
-pub mod quantity;
 mod runtime;
 pub mod sandbox;
 pub mod spec;
-pub mod status;
 pub mod store;
 
 mod engine;
 mod fanout;
 mod sync;
+
+pub use api::{manifest, quantity, status};
 
 pub use config::{PoolConfig, RuntimeConfig};
 pub use engine::{CacheOrigin, CacheStats};

@@ -9,6 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
+use crate::api::manifest;
+use crate::api::status::{
+    self, ConditionStatus, ConditionType, ContainerStatus, Event, EventReason, EventType,
+    PodStatus, WaitingReason,
+};
 use crate::config::RuntimeConfig;
 use crate::engine::{CacheOrigin, CacheStats};
 use crate::error::RuntimeError;
@@ -17,13 +22,8 @@ use crate::kubelet::clock::human;
 use crate::kubelet::status::{StatusWriter, object};
 use crate::kubelet::{PodShared, worker};
 use crate::log::LogLine;
-use crate::manifest;
 use crate::sandbox::{Node, PodSandbox, SandboxConfig};
 use crate::spec::PodSpec;
-use crate::status::{
-    self, ConditionStatus, ConditionType, ContainerStatus, Event, EventReason, EventType,
-    PodStatus, WaitingReason,
-};
 use crate::sync::lock;
 
 type Key = (String, String);

@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
+use crate::api::status::PodPhase;
 use crate::error::RuntimeError;
 use crate::runtime::{LogOptions, PodObject};
 use crate::sandbox::layout::{self, PodLayout};
-use crate::status::PodPhase;
 
 /// Writes a pod's record (a temporary file renamed over the old one, so
 /// that a reader never sees half a record).

@@ -395,3 +395,75 @@ async fn waiting_after_the_pod_finished_returns_at_once() {
         .expect("wait() returns");
     assert_eq!(status.phase, PodPhase::Succeeded);
 }
+
+#[tokio::test]
+async fn the_runtime_is_a_registry_of_pods_with_a_watch() {
+    let f = Fixture::new();
+    let mut changes = f.runtime.watch();
+    let sleeper = "  - {name: a, image: toolbox-p1.wasm, args: [sleep, '600000']}\n";
+    let b = f.start(&pod("b", "Always", sleeper)).await;
+    let a = f.start(&pod("a", "Always", sleeper)).await;
+    let other = pod("c", "Always", sleeper).replace("name: c}", "name: c, namespace: other}");
+    let c = f.start(&other).await;
+    let names = |pods: Vec<wasipod::Pod>| -> Vec<String> {
+        pods.iter()
+            .map(|p| format!("{}/{}", p.namespace(), p.name()))
+            .collect()
+    };
+    assert_eq!(
+        names(f.runtime.list(None)),
+        ["default/a", "default/b", "other/c"]
+    );
+    assert_eq!(names(f.runtime.list(Some("other"))), ["other/c"]);
+    assert_eq!(f.runtime.get("default", "b").unwrap().uid(), b.pod.uid());
+    assert!(f.runtime.get("other", "b").is_none());
+
+    b.until("running", |s| s.phase == PodPhase::Running).await;
+    let status = f
+        .runtime
+        .delete("default", "b", Some(Duration::ZERO))
+        .await
+        .unwrap();
+    let exit = status.container("a").unwrap().state.terminated().unwrap();
+    assert_eq!(exit.exit_code, 137, "killed at once by the deletion");
+    assert!(
+        f.runtime.get("default", "b").is_none(),
+        "deleted pods leave"
+    );
+    let again = f.runtime.delete("default", "b", None).await.unwrap_err();
+    assert_eq!(again.kind(), wasipod::ErrorKind::NotFound);
+    assert_eq!(
+        again.to_string(),
+        "pods \"b\" not found in namespace \"default\""
+    );
+
+    // The watch saw b, a and c added, b change, and b deleted, in order.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
+    while !seen.contains(&"Deleted default/b".to_string()) {
+        let change = tokio::time::timeout_at(deadline, changes.recv())
+            .await
+            .expect("the watch reported the deletion")
+            .unwrap();
+        let (what, object) = match change {
+            wasipod::PodChange::Added(o) => ("Added", o),
+            wasipod::PodChange::Modified(o) => ("Modified", o),
+            wasipod::PodChange::Deleted(o) => ("Deleted", o),
+        };
+        let key = format!(
+            "{what} {}/{}",
+            object.metadata.namespace.as_deref().unwrap_or(""),
+            object.metadata.name.as_deref().unwrap_or("")
+        );
+        if seen.last() != Some(&key) {
+            seen.push(key);
+        }
+    }
+    let first = |k: &str| seen.iter().position(|s| s == k).unwrap();
+    assert!(first("Added default/b") < first("Added default/a"));
+    assert!(first("Added default/a") < first("Added other/c"));
+    assert!(first("Added default/b") < first("Modified default/b"));
+    assert_eq!(seen.last().unwrap(), "Deleted default/b");
+    a.pod.delete(Some(Duration::ZERO)).await;
+    c.pod.delete(Some(Duration::ZERO)).await;
+}

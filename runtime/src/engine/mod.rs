@@ -21,10 +21,10 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::api::status::{Exit, ExitReason};
 use crate::error::RuntimeError;
 use crate::log::{ContainerLog, Stream};
 use crate::net::PodNet;
-use crate::status::{Exit, ExitReason};
 
 /// Where a prepared image came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

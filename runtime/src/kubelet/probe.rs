@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use super::clock::scale;
 use super::status::{StatusWriter, object};
+use crate::api::status::{EventReason, EventType, ExitReason};
 use crate::net::pipe::{PipeReader, PipeWriter};
 use crate::sandbox::{Container, PodSandbox};
 use crate::spec::{Action, ContainerSpec, ProbeSpec};
-use crate::status::{EventReason, EventType, ExitReason};
 
 static NEXT_PROBE_PORT: AtomicU16 = AtomicU16::new(40000);
 

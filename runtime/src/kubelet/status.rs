@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::api::status::{self, ContainerStatus, Event, EventReason, EventType, PodStatus};
 use crate::fanout::Fanout;
 use crate::spec::{ContainerKind, ContainerSpec, RestartPolicy};
-use crate::status::{self, ContainerStatus, Event, EventReason, EventType, PodStatus};
 use crate::sync::lock;
 
 /// A pod's status and events.

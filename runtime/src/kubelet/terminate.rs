@@ -17,9 +17,9 @@ use super::clock::{after, scale, unscale};
 use super::lifecycle::Lifecycle;
 use super::probe::{Target, run_action};
 use super::status::{StatusWriter, object};
+use crate::api::status::{EventReason, EventType};
 use crate::sandbox::{Container, Signal};
 use crate::spec::{ContainerSpec, PodSpec};
-use crate::status::{EventReason, EventType};
 
 /// The one-time extension of a preStop hook that outlives the grace period.
 pub(crate) const PRESTOP_EXTENSION: Duration = Duration::from_secs(2);
@@ -207,8 +207,8 @@ pub(crate) async fn stop_container(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::status::PodStatus;
     use crate::spec::PodSpec;
-    use crate::status::PodStatus;
     use std::sync::Mutex;
 
     /// A container that records its signals: without a handler SIGTERM

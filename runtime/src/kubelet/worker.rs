@@ -15,12 +15,12 @@ use super::probe::{self, Target};
 use super::restart::{Backoff, restarts};
 use super::status::object;
 use super::terminate::{stop_container, terminate};
-use crate::sandbox::{Container, ContainerConfig, RunState, Signal};
-use crate::spec::ContainerSpec;
-use crate::status::{
+use crate::api::status::{
     self, ConditionStatus, ConditionType, EventReason, EventType, Exit, ExitReason, PodPhase,
     WaitingReason,
 };
+use crate::sandbox::{Container, ContainerConfig, RunState, Signal};
+use crate::spec::ContainerSpec;
 
 /// Why the worker stopped running containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,11 +13,11 @@ use tokio::sync::watch;
 
 use super::SandboxInner;
 use super::volume::{RunDir, Volumes};
+use crate::api::status::{self, Exit, ExitReason, Time};
 use crate::engine::{GuestConfig, HostDir, Image, Preopen};
 use crate::error::RuntimeError;
 use crate::log::ContainerLog;
 use crate::spec::{MountSpec, VolumeSource};
-use crate::status::{self, Exit, ExitReason, Time};
 use crate::sync::lock;
 
 /// Where the SIGTERM contract's files are, in the guest.

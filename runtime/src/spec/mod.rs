@@ -14,8 +14,10 @@ mod env;
 pub mod field;
 pub mod image;
 mod names;
+pub mod network;
 mod validate;
 
+pub use crate::api::RestartPolicy;
 pub use env::{EnvValue, Environment, ExpansionTooLarge, MAX_EXPANDED_BYTES};
 pub use field::FieldPath;
 pub use image::{ImageRef, ImageResolver, LocalFiles};
@@ -26,44 +28,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::api::manifest::{self, ManifestFile};
 use crate::error::ManifestError;
-use crate::manifest::{self, ManifestFile};
-use crate::net::{OutboundRule, PortMapping};
+use network::{OutboundRule, PortMapping};
 
 /// Kubernetes' default grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-
-/// `spec.restartPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RestartPolicy {
-    /// Restart every container that exits (the default).
-    #[default]
-    Always,
-    /// Restart containers that exit non-zero.
-    OnFailure,
-    /// Never restart.
-    Never,
-}
-
-impl RestartPolicy {
-    /// Kubernetes' spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestartPolicy::Always => "Always",
-            RestartPolicy::OnFailure => "OnFailure",
-            RestartPolicy::Never => "Never",
-        }
-    }
-
-    /// Whether an app container that exited with `exit_code` is started again.
-    pub fn restarts(self, exit_code: i32) -> bool {
-        match self {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => exit_code != 0,
-            RestartPolicy::Never => false,
-        }
-    }
-}
 
 /// A validated pod.
 #[derive(Debug, Clone)]

@@ -40,7 +40,7 @@ enum Command {
     /// stderr.
     #[command(
         after_help = "Examples:\n  wasipod run pod.yaml\n  wasipod run pod.yaml --output yaml   # print the final Pod object\n  wasipod run pod.yaml --rm            # keep no logs afterwards
-  wasipod run web.yaml -p 8080:80      # curl http://127.0.0.1:8080/ reaches the pod's port 80\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest."
+  wasipod run web.yaml -p 8080:80      # curl http://127.0.0.1:8080/ reaches the pod's port 80\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest or argument, 3 when a host port or pod address is taken, 4 for a failure of wasipod or the host."
     )]
     Run {
         /// The manifest: one v1 Pod, plus the ConfigMaps/Secrets it uses.
@@ -269,7 +269,34 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of a failed command, from the library's error kind (the
+/// one place the CLI maps kinds): 2 for what the user can fix (a bad
+/// manifest or argument, a pod that does not exist or is not in that
+/// state), 3 when the machine is out of something (a port, an address, a
+/// memory slot), 4 for a failure of wasipod or the host.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use wasipod::ErrorKind;
+    let kind = e
+        .downcast_ref::<wasipod::RuntimeError>()
+        .map(wasipod::RuntimeError::kind)
+        .or_else(|| {
+            e.downcast_ref::<wasipod::ManifestError>()
+                .map(wasipod::ManifestError::kind)
+        });
+    match kind {
+        None
+        | Some(
+            ErrorKind::InvalidArgument
+            | ErrorKind::NotFound
+            | ErrorKind::AlreadyExists
+            | ErrorKind::FailedPrecondition,
+        ) => 2,
+        Some(ErrorKind::ResourceExhausted) => 3,
+        Some(ErrorKind::Internal) => 4,
     }
 }

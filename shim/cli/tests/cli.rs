@@ -178,6 +178,26 @@ fn bad_manifests_exit_2_naming_the_field_and_failed_pods_exit_1() {
     assert!(stderr.contains("pod default/failing: Failed"), "{stderr}");
     let out = env.run(&["validate", failing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
+
+    // A host port that is taken: the machine is out of it, exit 3.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let publish = format!("{port}:80");
+    let out = env.run(&["run", failing.to_str().unwrap(), "-p", &publish]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        text(&out.stderr)
+    );
+    // Logs of a pod that does not exist: a user error, exit 2.
+    let out = env.run(&["logs", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("pods \"nobody\" not found in namespace \"default\""),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn wait_for(what: &str, f: impl Fn() -> bool) {

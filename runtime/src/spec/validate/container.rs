@@ -197,7 +197,7 @@ impl Validator<'_> {
                         Err(e) => self.err(f, format!("Invalid value: {e}")),
                     },
                     "cpu" => {
-                        if let Err(e) = crate::quantity::parse_quantity(&value_text(v)) {
+                        if let Err(e) = crate::api::quantity::parse_quantity(&value_text(v)) {
                             self.err(f.clone(), format!("Invalid value: {e}"));
                         }
                         self.warnings.push(format!(

@@ -18,10 +18,10 @@ use serde_yaml_ng::Value;
 
 use super::field;
 use super::*;
+use crate::api::manifest::{self, ManifestFile};
+use crate::api::quantity::parse_memory;
 use crate::error::FieldError;
-use crate::manifest::{self, ManifestFile};
-use crate::net::{OUTBOUND_ANNOTATION, OutboundRule, PortMapping};
-use crate::quantity::parse_memory;
+use crate::spec::network::{OUTBOUND_ANNOTATION, OutboundRule, PortMapping};
 
 pub(super) struct Validator<'a> {
     pub(super) errors: Vec<FieldError>,

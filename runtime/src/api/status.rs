@@ -5,8 +5,8 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::RestartPolicy;
 use crate::error::TransitionError;
-use crate::spec::RestartPolicy;
 
 /// A timestamp, serialised as RFC 3339 in whole seconds like `metav1.Time`.
 pub type Time = DateTime<Utc>;
