@@ -21,12 +21,15 @@ use crate::fanout::Fanout;
 use crate::kubelet::clock::human;
 use crate::kubelet::status::{StatusWriter, object};
 use crate::kubelet::{PodShared, worker};
-use crate::log::LogLine;
+use crate::log::{LogLine, LogOptions};
 use crate::sandbox::{Node, PodSandbox, SandboxConfig};
 use crate::spec::PodSpec;
 use crate::sync::lock;
 
 type Key = (String, String);
+
+/// How often a followed log is checked for new output.
+const LOG_POLL: Duration = Duration::from_millis(50);
 
 struct RuntimeInner {
     node: Arc<Node>,
@@ -347,43 +350,6 @@ pub struct PodObject {
     pub status: PodStatus,
 }
 
-/// Which log [`Pod::logs`] reads, and how much of it (`kubectl logs`'
-/// options).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogOptions {
-    /// The container.
-    pub container: String,
-    /// The previous run's log instead of the current one (`--previous`).
-    pub previous: bool,
-    /// Only the last lines (`--tail`).
-    pub tail_lines: Option<usize>,
-    /// At most this many bytes, from the end (`--limit-bytes` counts from
-    /// the start in kubectl; here the newest bytes are kept).
-    pub limit_bytes: Option<usize>,
-}
-
-impl LogOptions {
-    /// The whole current log of `container`.
-    pub fn container(container: &str) -> Self {
-        Self {
-            container: container.to_string(),
-            ..Self::default()
-        }
-    }
-
-    /// The previous run's log instead.
-    pub fn previous(mut self) -> Self {
-        self.previous = true;
-        self
-    }
-
-    /// Only the last `n` lines.
-    pub fn tail(mut self, n: usize) -> Self {
-        self.tail_lines = Some(n);
-        self
-    }
-}
-
 /// A pod of a [`Runtime`] (running or finished). Cheap to clone.
 #[derive(Clone)]
 pub struct Pod {
@@ -526,9 +492,64 @@ impl Pod {
         self.shared.sandbox.subscribe_logs()
     }
 
-    /// A container's log, as `kubectl logs` shows it: the current run's (an
-    /// empty one if it has not written yet) or the previous one's.
+    /// A container's log, as `kubectl logs` shows it (see [`LogOptions`];
+    /// `follow` aside): the current run's (an empty one if it has not
+    /// written yet) or the previous one's.
     pub fn logs(&self, options: &LogOptions) -> Result<Vec<u8>, RuntimeError> {
+        let (path, _) = self.log_path(options)?;
+        crate::log::read(&path, options, !options.previous)
+            .map_err(|e| RuntimeError::Io { path, source: e })
+    }
+
+    /// A container's log as chunks of output: what [`Pod::logs`] returns,
+    /// then, with `options.follow`, new output as it is written until that
+    /// run of the container ends (`kubectl logs -f`). The channel closes at
+    /// the end; dropping the receiver stops the following.
+    pub fn stream_logs(
+        &self,
+        options: &LogOptions,
+    ) -> Result<tokio::sync::mpsc::Receiver<Vec<u8>>, RuntimeError> {
+        let (path, run) = self.log_path(options)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let mut tail = crate::log::Tail::from_start(&path);
+        // The rotated part, then the complete records of the file so far.
+        let mut raw = std::fs::read(path.with_extension("log.1")).unwrap_or_default();
+        raw.extend(tail.next());
+        let mut first = Vec::new();
+        let mut line_start = true;
+        crate::log::decode(&raw, options, &mut first, &mut line_start);
+        crate::log::trim(&mut first, options);
+        let follow = options.follow;
+        let options = options.clone();
+        let pod = self.clone();
+        tokio::spawn(async move {
+            if !first.is_empty() && tx.send(first).await.is_err() || !follow {
+                return;
+            }
+            let mut tick = tokio::time::interval(LOG_POLL);
+            loop {
+                tick.tick().await;
+                // Whether the run is over, judged before reading, so that
+                // its last output is read once it is.
+                let over = pod
+                    .status()
+                    .container(&options.container)
+                    .is_none_or(|cs| cs.restart_count != run || !cs.state.is_running());
+                let mut chunk = Vec::new();
+                crate::log::decode(&tail.next(), &options, &mut chunk, &mut line_start);
+                if !chunk.is_empty() && tx.send(chunk).await.is_err() {
+                    return;
+                }
+                if over || tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// The log file `options` names, and its run.
+    fn log_path(&self, options: &LogOptions) -> Result<(PathBuf, u32), RuntimeError> {
         let status = self.status();
         let container = &options.container;
         let cs = status
@@ -549,14 +570,7 @@ impl Pod {
         } else {
             current
         };
-        let path = self.shared.sandbox.layout().log(container, run);
-        crate::log::read(
-            &path,
-            options.tail_lines,
-            options.limit_bytes,
-            !options.previous,
-        )
-        .map_err(|e| RuntimeError::Io { path, source: e })
+        Ok((self.shared.sandbox.layout().log(container, run), run))
     }
 
     /// Waits until the pod has finished (Succeeded or Failed) and nothing of

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use crate::api::status::PodPhase;
 use crate::error::RuntimeError;
-use crate::runtime::{LogOptions, PodObject};
+use crate::log::LogOptions;
+use crate::runtime::PodObject;
 use crate::sandbox::layout::{self, PodLayout};
 
 /// Writes a pod's record (a temporary file renamed over the old one, so
@@ -114,8 +115,7 @@ impl Record {
             c.restart_count
         };
         let path = self.layout.log(&c.name, run);
-        crate::log::read(&path, options.tail_lines, options.limit_bytes, true)
-            .map_err(|e| RuntimeError::Io { path, source: e })
+        crate::log::read(&path, options, true).map_err(|e| RuntimeError::Io { path, source: e })
     }
 
     /// Removes the pod's folder. A running pod is refused.

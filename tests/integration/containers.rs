@@ -157,7 +157,7 @@ async fn shared_empty_dir_carries_bytes_between_containers_and_is_removed_on_del
         )
         .await;
     assert_eq!(status.phase, PodPhase::Succeeded);
-    assert_eq!(w.log("reader"), "payload-42");
+    assert_eq!(w.log("reader"), "payload-42\n", "the last line completed");
     let on_host = w.pod.dir().join(".volumes/s/data");
     assert_eq!(std::fs::read(&on_host).unwrap(), b"payload-42");
     w.pod.delete(None).await;
@@ -167,7 +167,7 @@ async fn shared_empty_dir_carries_bytes_between_containers_and_is_removed_on_del
         w.pod
             .logs(&wasipod::LogOptions::container("reader"))
             .unwrap(),
-        b"payload-42",
+        b"payload-42\n",
         "logs outlive the pod's volumes"
     );
 }
@@ -277,7 +277,8 @@ async fn a_sub_path_cannot_be_redirected_outside_its_volume() {
         vol = volume.path().display()
     );
     let (w, status) = f.run(&yaml).await;
-    assert_eq!(w.log("good"), "in good");
+    // An unterminated last line reads back completed, as kubectl logs shows it.
+    assert_eq!(w.log("good"), "in good\n");
     let evil = w.terminated("evil");
     assert_eq!(
         (evil.reason.as_str(), evil.exit_code),
@@ -452,4 +453,55 @@ async fn the_pooling_allocator_reports_a_full_pool_and_caps_memory() {
         ("OOMKilled", 137),
         "{t:?}"
     );
+}
+
+#[tokio::test]
+async fn logs_take_kubectl_options_and_follow_a_run_to_its_end() {
+    let f = Fixture::new();
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  restartPolicy: Never\n  volumes: [{name: s, emptyDir: {}}]\n  containers:\n  - name: talk\n    image: toolbox-p1.wasm\n    args: [sh, echo one; eprint two; wait-for /s/go; echo three; echo four]\n    volumeMounts: [{name: s, mountPath: /s}]\n")
+        .await;
+    crate::support::eventually("two lines written", || {
+        w.pod
+            .logs(&wasipod::LogOptions::container("talk"))
+            .is_ok_and(|l| l == b"one\ntwo\n")
+    })
+    .await;
+    let follow = wasipod::LogOptions {
+        follow: true,
+        ..wasipod::LogOptions::container("talk")
+    };
+    let mut stream = w.pod.stream_logs(&follow).unwrap();
+    let first = stream.recv().await.unwrap();
+    assert_eq!(first, b"one\ntwo\n", "what was there first");
+    // Let the guest go on: the stream carries the rest, then closes.
+    std::fs::write(w.pod.dir().join(".volumes/s/go"), "").unwrap();
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.recv().await {
+        rest.extend(chunk);
+    }
+    assert_eq!(rest, b"three\nfour\n");
+    w.wait().await;
+
+    let logs = |o: wasipod::LogOptions| String::from_utf8(w.pod.logs(&o).unwrap()).unwrap();
+    assert_eq!(
+        logs(wasipod::LogOptions::container("talk").tail(2)),
+        "three\nfour\n"
+    );
+    let stamped = logs(wasipod::LogOptions {
+        timestamps: true,
+        ..wasipod::LogOptions::container("talk")
+    });
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = stamped
+        .lines()
+        .map(|l| chrono::DateTime::parse_from_rfc3339(l.split_once(' ').unwrap().0).unwrap())
+        .collect();
+    assert_eq!(times.len(), 4);
+    assert!(times.windows(2).all(|t| t[0] <= t[1]), "{stamped}");
+    // Since the third line's time: the third and fourth.
+    let since = logs(wasipod::LogOptions {
+        since: Some(times[2].with_timezone(&chrono::Utc)),
+        ..wasipod::LogOptions::container("talk")
+    });
+    assert_eq!(since, "three\nfour\n");
 }

@@ -179,7 +179,7 @@ async fn post_start_runs_before_the_container_counts_as_running_and_can_fail_it(
     let (w, status) = f
         .run("apiVersion: v1\nkind: Pod\nmetadata: {name: hooks}\nspec:\n  restartPolicy: Never\n  volumes: [{name: w, emptyDir: {}}]\n  containers:\n  - name: app\n    image: toolbox-p2.wasm\n    args: [sh, wait-for /w/ready; cat /w/hook]\n    volumeMounts: [{name: w, mountPath: /w}]\n    lifecycle:\n      postStart: {exec: {command: [toolbox, sh, sleep 20; write /w/hook written by postStart; write /w/ready x]}}\n  - name: broken\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    lifecycle:\n      postStart: {exec: {command: [toolbox, exit, '3']}}\n")
         .await;
-    assert_eq!(w.log("app"), "written by postStart");
+    assert_eq!(w.log("app"), "written by postStart\n");
     let started = w
         .pod
         .events()

@@ -122,7 +122,7 @@ enum Command {
     },
     /// Print a container's log (of a running or finished pod).
     #[command(
-        after_help = "Examples:\n  wasipod logs demo                 # the only container\n  wasipod logs demo -c reader --previous"
+        after_help = "Examples:\n  wasipod logs demo                 # the only container\n  wasipod logs demo -c reader --previous\n  wasipod logs demo -c counter --tail 5 --timestamps"
     )]
     Logs {
         /// The pod's name.
@@ -133,6 +133,15 @@ enum Command {
         /// The previous run of a restarted container.
         #[arg(short, long)]
         previous: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// At most the last N bytes.
+        #[arg(long, value_name = "N")]
+        limit_bytes: Option<usize>,
+        /// Prefix each line with the time it was written (RFC 3339).
+        #[arg(long)]
+        timestamps: bool,
         /// The pod's namespace.
         #[arg(short, long, default_value = "default")]
         namespace: String,
@@ -251,8 +260,23 @@ fn main() -> ExitCode {
             pod,
             container,
             previous,
+            tail,
+            limit_bytes,
+            timestamps,
             namespace,
-        } => cmd::logs::logs(&state_dir, &namespace, &pod, container.as_deref(), previous),
+        } => cmd::logs::logs(
+            &state_dir,
+            &namespace,
+            &pod,
+            wasipod::LogOptions {
+                container: container.unwrap_or_default(),
+                previous,
+                tail_lines: tail,
+                limit_bytes,
+                timestamps,
+                ..wasipod::LogOptions::default()
+            },
+        ),
         Command::Get {
             pod,
             output,

@@ -89,6 +89,19 @@ fn run_prints_prefixed_output_and_exits_zero_on_success() {
         text(&out.stdout),
         "Hello from the init container\nmotd\nwasm pods, Kubernetes semantics.\n"
     );
+    let out = env.run(&[
+        "logs",
+        "demo",
+        "-c",
+        "reader",
+        "--tail",
+        "1",
+        "--timestamps",
+    ]);
+    let last = text(&out.stdout);
+    let (time, line) = last.split_once(' ').unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{last}");
+    assert_eq!(line, "wasm pods, Kubernetes semantics.\n");
     let out = env.run(&["logs", "demo"]);
     assert_ne!(
         out.status.code(),

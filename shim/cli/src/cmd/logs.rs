@@ -11,15 +11,9 @@ pub(crate) fn logs(
     state_dir: &Path,
     namespace: &str,
     pod: &str,
-    container: Option<&str>,
-    previous: bool,
+    options: LogOptions,
 ) -> Result<ExitCode> {
     let record = store::find(state_dir, namespace, pod)?;
-    let options = LogOptions {
-        container: container.unwrap_or_default().to_string(),
-        previous,
-        ..LogOptions::default()
-    };
     let bytes = record.logs(&options)?;
     std::io::stdout().lock().write_all(&bytes)?;
     Ok(ExitCode::SUCCESS)
