@@ -185,6 +185,13 @@ async fn term_ends_a_guest_without_a_handler_at_once_and_lets_one_with_a_handler
         .unwrap();
     assert_eq!(exit.exit.code, 0, "{}", log(&sandbox, "handler"));
     assert_eq!(log(&sandbox, "handler"), "ready\ngot SIGTERM\ndrained\n");
+    // Removing a container empties its /run/wasipod (the handler file and
+    // the termination file were there); its log stays.
+    let run = sandbox.layout().container("handler").join("run");
+    assert!(run.join("sigterm-handler").exists());
+    handler.remove().await;
+    assert_eq!(std::fs::read_dir(&run).unwrap().count(), 0);
+    assert_eq!(log(&sandbox, "handler"), "ready\ngot SIGTERM\ndrained\n");
     // A run happens once.
     let again = plain.start().unwrap_err();
     assert_eq!(again.kind(), ErrorKind::FailedPrecondition);

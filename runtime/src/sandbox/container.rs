@@ -333,6 +333,29 @@ impl Container {
         }
     }
 
+    /// Removes the container (CRI `RemoveContainer`): a guest still
+    /// running is killed, and its runtime folder (`/run/wasipod`) is
+    /// emptied. Its log stays: the sandbox's removal takes it. Other clones
+    /// of the handle see the container as exited.
+    pub async fn remove(self) {
+        self.kill(Signal::Kill);
+        self.wait().await;
+        if let Ok(entries) = std::fs::read_dir(&self.inner.run_path) {
+            let trash = self.inner.sandbox.node.owner.trash();
+            let mut aside = Vec::new();
+            for e in entries.flatten() {
+                let path = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => super::volume::remove_tree(&path, &trash, &mut aside),
+                    _ => {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            super::state::remove_in_background(aside);
+        }
+    }
+
     /// Whether the run has ended.
     pub fn has_exited(&self) -> bool {
         matches!(*self.inner.run.state.borrow(), RunState::Exited(_))
