@@ -391,36 +391,47 @@ async fn supervise_run(pod: &PodShared, c: &ContainerSpec, container: &Container
         container,
         time_scale: pod.config.time_scale,
     };
+    // A guest that ends while its postStart hook runs still waits for the
+    // hook, as the kubelet does: the hook decides whether it had started.
+    let mut ended_early = None;
     if let Some(hook) = &c.post_start {
-        let hooked = tokio::select! {
-            exit = container.wait() => Err(exit.exit),
-            r = probe::run_action(target, hook, None) => Ok(r),
-        };
-        match hooked {
-            Ok(Ok(_)) => {}
-            Ok(Err(why)) => {
-                pod.status.event(
-                    EventType::Warning,
-                    EventReason::FailedPostStartHook,
-                    &object(c),
-                    format!("PostStart hook failed: {why}"),
-                );
-                container.kill(Signal::Kill);
-                container.wait().await;
-                return Exit {
-                    code: 137,
-                    reason: ExitReason::Error,
-                    message: Some(format!("killed: the postStart hook failed: {why}")),
-                };
+        let hook = probe::run_action(target, hook, None);
+        tokio::pin!(hook);
+        let result = tokio::select! {
+            r = &mut hook => r,
+            exit = container.wait() => {
+                ended_early = Some(exit.exit);
+                tokio::select! {
+                    r = &mut hook => r,
+                    _ = pod.stopping() => Err("the pod is stopping".to_string()),
+                }
             }
-            Err(exit) => return exit,
+        };
+        if let Err(why) = result {
+            pod.status.event(
+                EventType::Warning,
+                EventReason::FailedPostStartHook,
+                &object(c),
+                format!("PostStart hook failed: {why}"),
+            );
+            if let Some(exit) = ended_early {
+                return exit;
+            }
+            container.kill(Signal::Kill);
+            container.wait().await;
+            return Exit {
+                code: 137,
+                reason: ExitReason::Error,
+                message: Some(format!("killed: the postStart hook failed: {why}")),
+            };
         }
     }
     let started = c.startup_probe.is_none();
     let ready = started && c.readiness_probe.is_none();
     let started_at = match container.state() {
         RunState::Running { started_at } => started_at,
-        _ => status::now(),
+        RunState::Exited(e) => e.started_at.unwrap_or_else(status::now),
+        RunState::Created => status::now(),
     };
     let (id, digest) = (container.id().to_string(), pod.image_of(c).digest.clone());
     pod.status.update_container(c, |cs| {
@@ -433,6 +444,9 @@ async fn supervise_run(pod: &PodShared, c: &ContainerSpec, container: &Container
         &object(c),
         format!("Started container {}", c.name),
     );
+    if let Some(exit) = ended_early {
+        return exit;
+    }
     tokio::select! {
         exit = container.wait() => exit.exit,
         failure = probe::watch(target, &pod.status, c) => {
