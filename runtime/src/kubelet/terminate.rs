@@ -310,14 +310,34 @@ spec:
         .unwrap()
     }
 
-    fn context<'a>(
-        lifecycle: &'a watch::Sender<Lifecycle>,
-        status: &'a StatusWriter,
-    ) -> StopContext<'a> {
-        StopContext {
-            time_scale: 1.0,
-            lifecycle,
-            status,
+    /// A pod spec, its lifecycle and status writer, for one stop.
+    struct Harness {
+        spec: PodSpec,
+        lifecycle: watch::Sender<Lifecycle>,
+        status: StatusWriter,
+    }
+
+    impl Harness {
+        fn new(lifecycle: Lifecycle) -> Self {
+            let spec = pod();
+            let status = StatusWriter::new(spec.restart_policy, PodStatus::default());
+            Self {
+                spec,
+                lifecycle: watch::channel(lifecycle).0,
+                status,
+            }
+        }
+
+        fn app(&self) -> &ContainerSpec {
+            self.spec.container("app").unwrap()
+        }
+
+        fn context(&self) -> StopContext<'_> {
+            StopContext {
+                time_scale: 1.0,
+                lifecycle: &self.lifecycle,
+                status: &self.status,
+            }
         }
     }
 
@@ -334,11 +354,8 @@ spec:
 
     #[tokio::test(start_paused = true)]
     async fn sigterm_grace_then_sigkill() {
-        let spec = pod();
-        let c = spec.container("app").unwrap();
-        let lifecycle = watch::channel(Lifecycle::Running).0;
-        let status = StatusWriter::new(spec.restart_policy, PodStatus::default());
-        let ctx = context(&lifecycle, &status);
+        let h = Harness::new(Lifecycle::Running);
+        let (c, ctx) = (h.app(), h.context());
         let s = Duration::from_secs;
 
         // No handler: SIGTERM ends it at once.
@@ -367,11 +384,8 @@ spec:
 
     #[tokio::test(start_paused = true)]
     async fn a_second_deletion_with_grace_zero_kills_at_once() {
-        let spec = pod();
-        let c = spec.container("app").unwrap();
-        let lifecycle = watch::channel(Lifecycle::Running.delete(Duration::from_secs(30))).0;
-        let status = StatusWriter::new(spec.restart_policy, PodStatus::default());
-        let ctx = context(&lifecycle, &status);
+        let h = Harness::new(Lifecycle::Running.delete(Duration::from_secs(30)));
+        let (c, ctx, lifecycle) = (h.app(), h.context(), &h.lifecycle);
         let stuck = Fake::new(true, None);
         let stopping = stop_one(&ctx, c, &stuck, Duration::from_secs(30), NO_HOOK);
         let deleting_again = async {
@@ -384,11 +398,9 @@ spec:
 
     #[tokio::test(start_paused = true)]
     async fn a_pre_stop_hook_runs_first_and_gets_one_extension() {
-        let spec = pod();
-        let c = spec.container("app").unwrap();
-        let lifecycle = watch::channel(Lifecycle::Running).0;
-        let status = StatusWriter::new(spec.restart_policy, PodStatus::default());
-        let ctx = context(&lifecycle, &status);
+        let h = Harness::new(Lifecycle::Running);
+        let (c, ctx) = (h.app(), h.context());
+        let status = &h.status;
         let s = Duration::from_secs;
 
         // A hook of 4 s within a grace of 10 s: SIGTERM after it.
