@@ -128,6 +128,7 @@ impl Runtime {
     /// ports); the initial status; register the pod; `Published`,
     /// `Scheduled` and `Pulled` events.
     pub async fn prepare_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+        let scheduled = status::now();
         let key = (spec.namespace.clone(), spec.name.clone());
         if lock(&self.inner.pods).contains_key(&key) {
             return Err(RuntimeError::AlreadyExists {
@@ -175,26 +176,17 @@ impl Runtime {
                 .send(PodChange::Added(Box::new(pod.to_object())));
         }
 
-        for p in shared.sandbox.published() {
-            shared.status.event(
-                EventType::Normal,
-                EventReason::Published,
-                "pod",
-                format!(
-                    "Forwarding host {} to port {} of the pod ({})",
-                    p.address, p.mapping.container_port, p.mapping.source
-                ),
-            );
-        }
-        shared.status.event(
-            EventType::Normal,
+        // Events at the times things happened: scheduled when asked for,
+        // each image pulled (loaded or compiled, in parallel) after it.
+        let mut events = vec![(
+            scheduled,
             EventReason::Scheduled,
-            "pod",
+            "pod".to_string(),
             format!(
                 "Successfully assigned {}/{} to wasipod",
                 shared.spec.namespace, shared.spec.name
             ),
-        );
+        )];
         let containers = shared
             .spec
             .init_containers
@@ -202,6 +194,14 @@ impl Runtime {
             .chain(&shared.spec.containers);
         for (c, l) in containers.zip(&loaded) {
             let image_ref = &c.image;
+            if l.origin != CacheOrigin::Memory {
+                events.push((
+                    l.started_at,
+                    EventReason::Pulling,
+                    object(c),
+                    format!("Pulling image {image_ref:?}"),
+                ));
+            }
             let message = match l.origin {
                 CacheOrigin::Memory => {
                     format!("Container image {image_ref:?} already present on machine")
@@ -217,9 +217,24 @@ impl Runtime {
                     human(l.took)
                 ),
             };
+            events.push((l.finished_at, EventReason::Pulled, object(c), message));
+        }
+        for p in shared.sandbox.published() {
+            events.push((
+                status::now(),
+                EventReason::Published,
+                "pod".to_string(),
+                format!(
+                    "Forwarding host {} to port {} of the pod ({})",
+                    p.address, p.mapping.container_port, p.mapping.source
+                ),
+            ));
+        }
+        events.sort_by_key(|(time, ..)| *time);
+        for (time, reason, object, message) in events {
             shared
                 .status
-                .event(EventType::Normal, EventReason::Pulled, &object(c), message);
+                .event_at(time, EventType::Normal, reason, &object, message);
         }
         Ok(pod)
     }

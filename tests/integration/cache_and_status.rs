@@ -273,3 +273,58 @@ async fn conditions_follow_the_pod_through_its_life() {
     assert_eq!(s.condition(Ready).unwrap().status, False);
     assert_eq!(s.condition(Initialized).unwrap().status, True);
 }
+
+#[tokio::test]
+async fn a_pods_images_compile_in_parallel_between_pulling_and_pulled_events() {
+    let f = Fixture::new();
+    let w = f
+        .start("apiVersion: v1\nkind: Pod\nmetadata: {name: two}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: server, image: http-server-p2.wasm, args: [http-server, --help]}\n  - {name: client, image: http-get-p2.wasm, args: [http-get, --help]}\n")
+        .await;
+    w.wait().await;
+    let events = w.pod.events();
+    let at = |reason: &str, object: &str| {
+        events
+            .iter()
+            .find(|e| e.reason == reason && e.object == object)
+            .unwrap_or_else(|| panic!("no {reason} event for {object}: {events:#?}"))
+            .time
+    };
+    let (server, client) = ("spec.containers{server}", "spec.containers{client}");
+    // Kubernetes' order for each image…
+    for c in [server, client] {
+        assert!(at("Scheduled", "pod") <= at("Pulling", c));
+        assert!(at("Pulling", c) < at("Pulled", c));
+        assert!(at("Pulled", c) <= at("Created", c));
+    }
+    // …and the two compiles overlapped: each began before the other ended.
+    assert!(at("Pulling", server) < at("Pulled", client), "{events:#?}");
+    assert!(at("Pulling", client) < at("Pulled", server), "{events:#?}");
+    assert!(
+        events.windows(2).all(|e| e[0].time <= e[1].time),
+        "events are in time order"
+    );
+    assert_eq!(f.runtime.cache_stats().compiled, 2);
+}
+
+#[tokio::test]
+async fn two_pods_needing_one_new_image_compile_it_once() {
+    let f = Fixture::new();
+    let yaml = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  containers:\n  - {{name: a, image: tcp-echo-p2.wasm, args: [tcp-echo, --help]}}\n"
+        )
+    };
+    let (a, b) = tokio::join!(
+        f.runtime.create_pod(f.spec(&yaml("a"))),
+        f.runtime.create_pod(f.spec(&yaml("b")))
+    );
+    let (a, b) = (Watched::new(a.unwrap()), Watched::new(b.unwrap()));
+    a.wait().await;
+    b.wait().await;
+    let stats = f.runtime.cache_stats();
+    assert_eq!(stats.compiled, 1, "{stats:?}");
+    assert_eq!(
+        stats.memory_hits, 1,
+        "the second waited and took it: {stats:?}"
+    );
+}

@@ -377,7 +377,8 @@ async fn a_broken_image_is_refused_at_creation_naming_the_field() {
     std::fs::write(dir.path().join("junk.wasm"), b"\0asm\x01\0\0\0garbage").unwrap();
     std::fs::write(dir.path().join("text.wasm"), b"hello").unwrap();
     for (file, expected) in [
-        ("junk.wasm", "invalid wasm module"),
+        // Refused by the check that reads the bytes before compiling.
+        ("junk.wasm", "malformed WebAssembly"),
         ("text.wasm", "not a WebAssembly module or component"),
     ] {
         let spec = wasipod::PodSpec::from_yaml(
@@ -504,4 +505,66 @@ async fn logs_take_kubectl_options_and_follow_a_run_to_its_end() {
         ..wasipod::LogOptions::container("talk")
     });
     assert_eq!(since, "three\nfour\n");
+}
+
+#[tokio::test]
+async fn images_that_cannot_run_are_refused_before_anything_is_compiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_path_buf();
+    let f = Fixture::with(move |c| c.cache_dir(&cache_dir));
+    let dir = tempfile::tempdir().unwrap();
+    let images = [
+        (
+            "reactor.wasm",
+            wat::parse_str("(module (func (export \"init\")) (memory (export \"memory\") 1))")
+                .unwrap(),
+            "no _start export: it is a library (reactor)",
+        ),
+        (
+            "foreign.wasm",
+            wat::parse_str(
+                "(module (import \"env\" \"host_call\" (func)) (func (export \"_start\")))",
+            )
+            .unwrap(),
+            "imports env::host_call, which no WASI host provides",
+        ),
+        (
+            "component.wasm",
+            wat::parse_str("(component)").unwrap(),
+            "exports no wasi:cli/run: it is a library",
+        ),
+    ];
+    for (file, bytes, why) in images {
+        std::fs::write(dir.path().join(file), bytes).unwrap();
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: lib}}\nspec:\n  containers:\n  - {{name: a, image: {file}}}\n"
+        );
+        let spec = wasipod::PodSpec::from_yaml(&yaml, dir.path()).unwrap();
+        // The same check as `wasipod validate`, from the bytes.
+        let errors = spec.inspect_images().unwrap_err();
+        assert_eq!(errors[0].path, "spec.containers[0].image");
+        assert!(errors[0].message.contains(why), "{}", errors[0]);
+        let err = f.runtime.create_pod(spec).await.err().unwrap().to_string();
+        assert!(err.starts_with("spec.containers[0].image: "), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    assert_eq!(f.runtime.cache_stats().compiled, 0, "nothing was compiled");
+    assert_eq!(
+        std::fs::read_dir(cache.path()).unwrap().count(),
+        0,
+        "nothing was cached"
+    );
+    // A real command passes the same check, and says what it is.
+    let ok = f.spec(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: ok}}\nspec:\n  containers:\n  - {{name: a, image: {}}}\n  - {{name: b, image: {}}}\n",
+        wasipod_samples::HELLO_P1,
+        wasipod_samples::HELLO_P2
+    ));
+    let versions: Vec<&str> = ok
+        .inspect_images()
+        .unwrap()
+        .iter()
+        .map(|i| i.wasi.as_str())
+        .collect();
+    assert_eq!(versions, ["wasip1", "wasip2"]);
 }

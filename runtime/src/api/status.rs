@@ -704,6 +704,8 @@ pub enum EventReason {
     Scheduled,
     /// A host port forwards to the pod (wasipod's own).
     Published,
+    /// An image is being loaded or compiled.
+    Pulling,
     /// An image is ready (loaded or compiled).
     Pulled,
     /// A volume could not be prepared.
@@ -740,6 +742,7 @@ impl EventReason {
         match self {
             EventReason::Scheduled => "Scheduled",
             EventReason::Published => "Published",
+            EventReason::Pulling => "Pulling",
             EventReason::Pulled => "Pulled",
             EventReason::FailedMount => "FailedMount",
             EventReason::Created => "Created",

@@ -375,6 +375,8 @@ impl Engine {
             engine_hash: format!("{:016x}", h.finish()),
             memory: Mutex::new(HashMap::new()),
             paths: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(std::collections::HashSet::new()),
+            done: std::sync::Condvar::new(),
             compiled: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
@@ -487,10 +489,31 @@ impl Engine {
         if let Some(stamp) = stamp {
             lock(&self.cache.paths).insert(path.to_path_buf(), (stamp, digest));
         }
-        if let Some(image) = lock(&self.cache.memory).get(&digest) {
-            self.cache.memory_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok((image.clone(), CacheOrigin::Memory, start.elapsed()));
-        }
+        // One load per image at a time: a caller that finds the image being
+        // loaded waits, then takes it from memory (or loads it itself if
+        // the first failed).
+        let _turn = loop {
+            if let Some(image) = lock(&self.cache.memory).get(&digest) {
+                self.cache.memory_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((image.clone(), CacheOrigin::Memory, start.elapsed()));
+            }
+            let mut inflight = lock(&self.cache.inflight);
+            if inflight.insert(digest) {
+                break Turn {
+                    cache: &self.cache,
+                    digest,
+                };
+            }
+            while inflight.contains(&digest) {
+                inflight = self
+                    .cache
+                    .done
+                    .wait(inflight)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        // Refused before compiling (and caching) anything.
+        crate::spec::wasm::inspect(&bytes).map_err(image_err)?;
         let kind = WasmKind::detect(&bytes).ok_or_else(|| {
             image_err("not a WebAssembly module or component (bad magic number or version)".into())
         })?;
@@ -802,10 +825,27 @@ struct CompileCache {
     memory: Mutex<HashMap<[u8; 32], Arc<Image>>>,
     /// The digest of each image file seen, with the stamp it had.
     paths: Mutex<HashMap<PathBuf, (FileStamp, [u8; 32])>>,
+    /// Images being loaded or compiled now: a second caller for the same
+    /// image waits for the first (`done` wakes it) instead of compiling too.
+    inflight: Mutex<std::collections::HashSet<[u8; 32]>>,
+    done: std::sync::Condvar,
     compiled: AtomicU64,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     disk_rejected: AtomicU64,
+}
+
+/// A caller's turn to load one image; others wait until it is dropped.
+struct Turn<'a> {
+    cache: &'a CompileCache,
+    digest: [u8; 32],
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        lock(&self.cache.inflight).remove(&self.digest);
+        self.cache.done.notify_all();
+    }
 }
 
 /// Disk cache file: this magic, the SHA-256 of the payload, the payload

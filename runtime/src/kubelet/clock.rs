@@ -43,14 +43,15 @@ pub(crate) fn human(d: Duration) -> String {
     }
     let s = d.as_secs();
     if s < 60 {
-        let frac = d.subsec_millis();
-        return if frac == 0 {
-            format!("{s}s")
-        } else {
-            format!("{}s", d.as_secs_f64())
-        };
+        // Two decimals at most, trailing zeros dropped: `1.88s`, `1.5s`, `10s`.
+        let centis = (d.as_millis() + 5) / 10;
+        let text = format!("{}.{:02}", centis / 100, centis % 100);
+        return format!("{}s", text.trim_end_matches('0').trim_end_matches('.'));
     }
-    format!("{}m{}s", s / 60, s % 60)
+    if s < 3600 {
+        return format!("{}m{}s", s / 60, s % 60);
+    }
+    format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60)
 }
 
 #[cfg(test)]
@@ -62,6 +63,11 @@ mod tests {
         assert_eq!(human(Duration::from_secs(10)), "10s");
         assert_eq!(human(Duration::from_secs(300)), "5m0s");
         assert_eq!(human(Duration::from_secs(80)), "1m20s");
+        assert_eq!(human(Duration::from_millis(1_882_776)), "31m22s");
+        assert_eq!(human(Duration::from_nanos(1_882_776_092)), "1.88s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_millis(999)), "999ms");
+        assert_eq!(human(Duration::from_secs(7380)), "2h3m0s");
     }
 
     #[test]

@@ -61,8 +61,20 @@ impl StatusWriter {
         object: &str,
         message: String,
     ) {
+        self.event_at(chrono::Utc::now(), type_, reason, object, message);
+    }
+
+    /// Records an event that happened at `time`.
+    pub(crate) fn event_at(
+        &self,
+        time: status::Time,
+        type_: EventType,
+        reason: EventReason,
+        object: &str,
+        message: String,
+    ) {
         let event = Event {
-            time: chrono::Utc::now(),
+            time,
             type_,
             reason: reason.as_str().to_string(),
             object: object.to_string(),

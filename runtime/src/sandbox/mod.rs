@@ -52,6 +52,7 @@ pub use container::{
 };
 pub use layout::PodLayout;
 
+use crate::api::status::Time;
 use crate::config::RuntimeConfig;
 use crate::engine::{CacheStats, Engine, FileBudget, PoolConfig};
 use crate::error::RuntimeError;
@@ -72,6 +73,8 @@ pub struct Node {
     state_dir: PathBuf,
     /// This process's lock on the state folder (see [`state`]).
     owner: state::Owner,
+    /// One permit per core: how many images compile at once.
+    compile_slots: Arc<tokio::sync::Semaphore>,
     /// The state folder when it is temporary (removed with the node, or
     /// by [`Node::remove_temporary_state`]).
     temp: Mutex<Option<tempfile::TempDir>>,
@@ -87,6 +90,10 @@ pub struct LoadedImage {
     pub origin: CacheOrigin,
     /// How long loading (or compiling) took.
     pub took: Duration,
+    /// When its loading began (after waiting for a free core).
+    pub started_at: Time,
+    /// When it was ready.
+    pub finished_at: Time,
 }
 
 impl Node {
@@ -122,6 +129,9 @@ impl Node {
             state_dir,
             owner,
             temporary: temp.is_some(),
+            compile_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            )),
             temp: Mutex::new(temp),
         }))
     }
@@ -173,40 +183,66 @@ impl Node {
     }
 
     /// Loads several images: from memory without leaving the async thread
-    /// when all are loaded and unchanged, otherwise on the blocking pool
-    /// (compiling a large guest takes seconds).
+    /// when all are loaded and unchanged; otherwise each on the blocking
+    /// pool, in parallel, at most one per core at a time (compiling a large
+    /// guest takes seconds); an image another caller is loading is waited
+    /// for, not compiled twice. Results come in the order asked.
     pub async fn load_images(
         &self,
         wanted: Vec<(PathBuf, String)>,
     ) -> Result<Vec<LoadedImage>, RuntimeError> {
         let paths: Vec<&Path> = wanted.iter().map(|(p, _)| p.as_path()).collect();
         if let Some(images) = self.engine.loaded(&paths) {
+            let now = crate::api::status::now();
             return Ok(images
                 .into_iter()
                 .map(|image| LoadedImage {
                     image,
                     origin: CacheOrigin::Memory,
                     took: Duration::ZERO,
+                    started_at: now,
+                    finished_at: now,
                 })
                 .collect());
         }
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            wanted
-                .into_iter()
-                .map(|(path, field)| {
+        let mut tasks = Vec::with_capacity(wanted.len());
+        for (path, field) in wanted {
+            let engine = self.engine.clone();
+            let cores = self.compile_slots.clone();
+            tasks.push(tokio::spawn(async move {
+                let _core = cores.acquire_owned().await;
+                tokio::task::spawn_blocking(move || {
+                    let started_at = chrono::Utc::now();
                     engine
                         .load(&path, &field)
                         .map(|(image, origin, took)| LoadedImage {
                             image,
                             origin,
                             took,
+                            started_at,
+                            finished_at: chrono::Utc::now(),
                         })
                 })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| RuntimeError::Engine(format!("image loader: {e}")))?
+                .await
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        let mut first_error = None;
+        for task in tasks {
+            match task.await {
+                Ok(Ok(Ok(loaded))) => out.push(loaded),
+                Ok(Ok(Err(e))) => {
+                    first_error.get_or_insert(e);
+                }
+                Ok(Err(e)) | Err(e) => {
+                    first_error.get_or_insert(RuntimeError::Engine(format!("image loader: {e}")));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 }
 

@@ -88,4 +88,27 @@ impl PodSpec {
             Err(errors)
         }
     }
+
+    /// Reads every container's (resolved) image and checks, without
+    /// compiling it, that it is a WASI command wasipod can run (see
+    /// [`super::wasm::inspect`]); every problem names its `image` field.
+    pub fn inspect_images(&self) -> Result<Vec<super::ImageInfo>, Vec<FieldError>> {
+        let mut infos = Vec::new();
+        let mut errors = Vec::new();
+        for c in self.init_containers.iter().chain(&self.containers) {
+            let field = format!("{}.image", c.field);
+            match std::fs::read(&c.image_path)
+                .map_err(|e| format!("{}: {e}", c.image_path.display()))
+                .and_then(|bytes| super::wasm::inspect(&bytes))
+            {
+                Ok(info) => infos.push(info),
+                Err(why) => errors.push(FieldError::new(field, format!("{}: {why}", c.image))),
+            }
+        }
+        if errors.is_empty() {
+            Ok(infos)
+        } else {
+            Err(errors)
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! | `field.rs` | field paths and field errors, in Kubernetes' wording |
 //! | `env.rs` | environment values and `$(VAR)` expansion |
 //! | `names.rs` | DNS labels and subdomains, UUIDs |
+//! | `wasm.rs` | what an image is, read from its bytes without compiling it |
 //! | `validate/` | the validator, one file per concept (pod, host namespaces, volumes, containers, probes and hooks, ports, security context, images, env sources) |
 
 mod env;
@@ -16,6 +17,7 @@ pub mod image;
 mod names;
 pub mod network;
 mod validate;
+pub mod wasm;
 
 pub use crate::api::RestartPolicy;
 pub use env::{EnvValue, Environment, ExpansionTooLarge, MAX_EXPANDED_BYTES};
@@ -23,6 +25,7 @@ pub use field::FieldPath;
 pub use image::{ImageRef, ImageResolver, LocalFiles};
 pub(crate) use names::{is_dns_label, is_dns_subdomain, is_uuid, truncate_hostname};
 use validate::Validator;
+pub use wasm::{ImageInfo, WasiVersion};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -171,6 +171,19 @@ fn bad_manifests_exit_2_naming_the_field_and_failed_pods_exit_1() {
     let out = env.run(&["validate", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 
+    // A library module: refused by validate from its bytes, no compile.
+    std::fs::write(dir.path().join("lib.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let lib = dir.path().join("lib.yaml");
+    std::fs::write(&lib, "apiVersion: v1\nkind: Pod\nmetadata: {name: lib}\nspec:\n  containers:\n  - {name: a, image: lib.wasm}\n").unwrap();
+    let out = env.run(&["validate", lib.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("spec.containers[0].image: lib.wasm: the module has no _start export"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let failing = dir.path().join("failing.yaml");
     std::fs::write(
         &failing,

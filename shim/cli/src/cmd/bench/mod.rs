@@ -423,7 +423,7 @@ async fn one(runtime: &Runtime, spec: &PodSpec, tag: &str, i: usize) -> Result<S
         if s.phase == PodPhase::Succeeded {
             sample.succeeded = Some(t0.elapsed());
         } else {
-            bail!("pod {} ended {}: {:?}", pod.name(), s.phase, s.reason);
+            bail!("pod {} ended {}: {}", pod.name(), s.phase, why_failed(&s));
         }
     } else {
         wait_started(&pod, &all).await?;
@@ -666,4 +666,38 @@ pub fn render(report: &Report) -> String {
         );
     }
     out
+}
+
+/// Why a pod failed, in words: its reason and message, or else each
+/// container that did not complete, with its reason, exit code and message.
+fn why_failed(s: &wasipod::PodStatus) -> String {
+    if let Some(reason) = &s.reason {
+        return match &s.message {
+            Some(m) => format!("{reason}: {m}"),
+            None => reason.clone(),
+        };
+    }
+    let failed: Vec<String> = s
+        .init_container_statuses
+        .iter()
+        .chain(&s.container_statuses)
+        .filter_map(|c| {
+            let t = c.state.terminated().filter(|t| t.exit_code != 0)?;
+            Some(format!(
+                "container {} {} (exit code {}){}",
+                c.name,
+                t.reason,
+                t.exit_code,
+                t.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ))
+        })
+        .collect();
+    if failed.is_empty() {
+        "no container failed; the pod ended without completing".into()
+    } else {
+        failed.join("; ")
+    }
 }
