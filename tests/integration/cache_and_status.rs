@@ -51,9 +51,11 @@ async fn images_compile_once_per_runtime_and_once_per_cache_dir() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(files.len(), 2);
-    // A damaged file is refused, recompiled and rewritten, never trusted.
+    // A damaged file is refused, recompiled and rewritten, never trusted
+    // (its stamp changed: its checksum is checked again).
     for f in &files {
         let mut bytes = std::fs::read(f).unwrap();
         let n = bytes.len();
@@ -87,6 +89,7 @@ async fn a_cache_written_by_another_engine_configuration_is_refused_and_replaced
             .unwrap()
             .flatten()
             .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
             .collect();
         v.sort();
         v
@@ -136,6 +139,8 @@ async fn a_cache_written_by_another_engine_configuration_is_refused_and_replaced
     }
     for (ours, theirs) in &pairs {
         std::fs::copy(theirs, ours).unwrap();
+        // With their checksum too: the file is intact, only the engine differs.
+        std::fs::copy(theirs.with_extension("sum"), ours.with_extension("sum")).unwrap();
     }
     let fresh = Runtime::new(RuntimeConfig::default().cache_dir(cache.path())).unwrap();
     hello(&fresh, "fresh").await;
@@ -327,4 +332,32 @@ async fn two_pods_needing_one_new_image_compile_it_once() {
         stats.memory_hits, 1,
         "the second waited and took it: {stats:?}"
     );
+}
+
+#[tokio::test]
+async fn a_cached_image_is_found_by_its_file_stamp_and_a_changed_file_is_read_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("app.wasm");
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec:\n  restartPolicy: Never\n  containers:\n  - {name: a, image: app.wasm, args: [echo, replaced]}\n";
+    let run = |expect: &'static str| {
+        let cache = cache.path().to_path_buf();
+        let base = dir.path().to_path_buf();
+        async move {
+            let runtime = Runtime::new(RuntimeConfig::default().cache_dir(cache)).unwrap();
+            let spec = wasipod::PodSpec::from_yaml(yaml, base).unwrap();
+            let w = Watched::new(runtime.create_pod(spec).await.unwrap());
+            w.wait().await;
+            assert!(w.log("a").starts_with(expect), "{}", w.log("a"));
+            runtime.cache_stats()
+        }
+    };
+    std::fs::copy(wasipod_samples::HELLO_P1, &image).unwrap();
+    assert_eq!(run("Hello from").await.compiled, 1);
+    // Unchanged: a new process takes the artifact from disk.
+    assert_eq!(run("Hello from").await.disk_hits, 1);
+    // The same path with other bytes: read again, never the stale record.
+    std::fs::copy(wasipod_samples::TOOLBOX_P1, &image).unwrap();
+    let stats = run("replaced").await;
+    assert_eq!((stats.compiled, stats.disk_hits), (1, 0), "{stats:?}");
 }

@@ -484,8 +484,19 @@ impl Engine {
             return Ok((image, CacheOrigin::Memory, start.elapsed()));
         }
         let stamp = FileStamp::of(path);
-        let bytes = std::fs::read(path).map_err(|e| image_err(e.to_string()))?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        // A file this cache has seen with the same stamp: its digest and
+        // kind without reading it (a big image is tens of megabytes).
+        let known = stamp.and_then(|s| self.cache.known_image(path, s));
+        let mut bytes = None;
+        let (digest, known_kind) = match known {
+            Some((digest, kind)) => (digest, Some(kind)),
+            None => {
+                let read = std::fs::read(path).map_err(|e| image_err(e.to_string()))?;
+                let digest: [u8; 32] = Sha256::digest(&read).into();
+                bytes = Some(read);
+                (digest, None)
+            }
+        };
         if let Some(stamp) = stamp {
             lock(&self.cache.paths).insert(path.to_path_buf(), (stamp, digest));
         }
@@ -512,16 +523,35 @@ impl Engine {
                     .unwrap_or_else(|e| e.into_inner());
             }
         };
-        // Refused before compiling (and caching) anything.
-        crate::spec::wasm::inspect(&bytes).map_err(image_err)?;
-        let kind = WasmKind::detect(&bytes).ok_or_else(|| {
-            image_err("not a WebAssembly module or component (bad magic number or version)".into())
-        })?;
         let hex = to_hex(&digest);
-        let (compiled, origin) = self
-            .cache
-            .compile_or_load(&self.engine, &bytes, &hex, kind)
-            .map_err(image_err)?;
+        // Known and verified on disk: mapped, neither the image nor the
+        // artifact is read.
+        let cached = known_kind.and_then(|kind| self.cache.load_cached(&self.engine, &hex, kind));
+        let (compiled, origin, kind) = match (cached, known_kind) {
+            (Some(c), Some(kind)) => (c, CacheOrigin::Disk, kind),
+            _ => {
+                let bytes = match bytes {
+                    Some(b) => b,
+                    None => std::fs::read(path).map_err(|e| image_err(e.to_string()))?,
+                };
+                // Refused before compiling (and caching) anything.
+                crate::spec::wasm::inspect(&bytes).map_err(image_err)?;
+                let kind = WasmKind::detect(&bytes).ok_or_else(|| {
+                    image_err(
+                        "not a WebAssembly module or component (bad magic number or version)"
+                            .into(),
+                    )
+                })?;
+                let (compiled, origin) = self
+                    .cache
+                    .compile_or_load(&self.engine, &bytes, &hex, kind, known_kind.is_none())
+                    .map_err(image_err)?;
+                (compiled, origin, kind)
+            }
+        };
+        if let Some(stamp) = stamp {
+            self.cache.remember_image(path, stamp, &digest, kind);
+        }
         let prepared = match compiled {
             Compiled::Module(m) => {
                 if m.get_export("_start").is_none() {
@@ -785,7 +815,7 @@ impl std::fmt::Display for StartFailed {
 
 impl std::error::Error for StartFailed {}
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum WasmKind {
     Module,
     Component,
@@ -808,14 +838,37 @@ enum Compiled {
     Component(Component),
 }
 
-/// Size and modification time of an image file.
+/// What identifies a file's contents without reading it: size,
+/// modification and change times, inode (a write changes the times).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct FileStamp(u64, std::time::SystemTime);
+struct FileStamp {
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+}
 
 impl FileStamp {
     fn of(path: &Path) -> Option<Self> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp(m.len(), m.modified().ok()?))
+        std::fs::metadata(path).ok().map(|m| Self::from_meta(&m))
+    }
+
+    fn from_meta(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            ino: m.ino(),
+        }
+    }
+
+    /// `<len> <mtime ns> <ctime ns> <inode>`.
+    fn text(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.len, self.mtime_ns, self.ctime_ns, self.ino
+        )
     }
 }
 
@@ -848,11 +901,6 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Disk cache file: this magic, the SHA-256 of the payload, the payload
-/// (wasmtime's serialised artifact, which wasmtime checks against the engine
-/// again when loading).
-const CACHE_MAGIC: &[u8; 8] = b"WASIPOD1";
-
 impl CompileCache {
     fn stats(&self) -> CacheStats {
         CacheStats {
@@ -878,26 +926,126 @@ impl CompileCache {
             .map(|d| d.join(format!("{hex}-{}.cwasm", self.engine_hash)))
     }
 
+    /// The digest and kind of an image file this cache has read before with
+    /// the same stamp (`<dir>/images/<hash of the path>`).
+    fn known_image(&self, path: &Path, stamp: FileStamp) -> Option<([u8; 32], WasmKind)> {
+        let text = std::fs::read_to_string(self.image_index(path)?).ok()?;
+        let (head, rest) = text.trim_end().split_once(' ')?;
+        let (kind, recorded) = rest.split_once(' ')?;
+        if recorded != stamp.text() {
+            return None;
+        }
+        let digest = from_hex(head)?;
+        let kind = match kind {
+            "module" => WasmKind::Module,
+            "component" => WasmKind::Component,
+            _ => return None,
+        };
+        Some((digest, kind))
+    }
+
+    /// Records what [`CompileCache::known_image`] reads.
+    fn remember_image(&self, path: &Path, stamp: FileStamp, digest: &[u8; 32], kind: WasmKind) {
+        let Some(index) = self.image_index(path) else {
+            return;
+        };
+        if self.known_image(path, stamp).is_some() {
+            return;
+        }
+        let kind = match kind {
+            WasmKind::Module => "module",
+            WasmKind::Component => "component",
+        };
+        let line = format!("{} {kind} {}\n", to_hex(digest), stamp.text());
+        if let Err(e) = write_atomically(&index, line.as_bytes()) {
+            tracing::warn!(file = %index.display(), error = %e, "could not record an image in the compile cache");
+        }
+    }
+
+    fn image_index(&self, path: &Path) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        let absolute = std::path::absolute(path).ok()?;
+        let key = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+        Some(dir.join("images").join(to_hex(&key)))
+    }
+
+    /// The checksum file of an artifact: `<sha256 hex> <stamp>`, the stamp
+    /// being the artifact's when the checksum was last verified.
+    fn sum_file(artifact: &Path) -> PathBuf {
+        artifact.with_extension("sum")
+    }
+
+    /// A cached artifact, memory-mapped by wasmtime. Its SHA-256 is
+    /// checked only when the file's stamp differs from the one recorded at
+    /// the last check (then recorded again); a damaged, foreign or
+    /// unchecked file is refused (counted) and `None` returned.
+    fn load_cached(
+        &self,
+        engine: &wasmtime::Engine,
+        hex: &str,
+        kind: WasmKind,
+    ) -> Option<Compiled> {
+        let file = self.file(hex)?;
+        let opened = std::fs::File::open(&file).ok()?;
+        let loaded = self.verified(&file, &opened).and_then(|()| {
+            // SAFETY: the file is byte-for-byte what `serialize` wrote (its
+            // SHA-256 was checked for this very stamp; the file name carries
+            // the engine's compatibility hash, and wasmtime checks its own
+            // header against the engine once more).
+            unsafe {
+                match kind {
+                    WasmKind::Module => Module::deserialize_open_file(engine, opened)
+                        .ok()
+                        .map(Compiled::Module),
+                    WasmKind::Component => Component::deserialize_file(engine, &file)
+                        .ok()
+                        .map(Compiled::Component),
+                }
+            }
+        });
+        match loaded {
+            Some(c) => {
+                self.disk_hits.fetch_add(1, Ordering::Relaxed);
+                Some(c)
+            }
+            None => {
+                self.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(file = %file.display(), "refused a corrupt or incompatible compile cache file");
+                None
+            }
+        }
+    }
+
+    /// Whether `file` (opened as `opened`) matches its checksum.
+    fn verified(&self, file: &Path, opened: &std::fs::File) -> Option<()> {
+        let stamp = FileStamp::from_meta(&opened.metadata().ok()?);
+        let sum_file = Self::sum_file(file);
+        let text = std::fs::read_to_string(&sum_file).ok()?;
+        let (sum, checked) = text.trim_end().split_once(' ')?;
+        if checked == stamp.text() {
+            return Some(());
+        }
+        let bytes = std::fs::read(file).ok()?;
+        if to_hex(&Sha256::digest(&bytes)) != sum {
+            return None;
+        }
+        let _ = write_atomically(&sum_file, format!("{sum} {}\n", stamp.text()).as_bytes());
+        Some(())
+    }
+
     fn compile_or_load(
         &self,
         engine: &wasmtime::Engine,
         bytes: &[u8],
         hex: &str,
         kind: WasmKind,
+        try_disk: bool,
     ) -> Result<(Compiled, CacheOrigin), String> {
-        if let Some(file) = self.file(hex)
-            && let Ok(data) = std::fs::read(&file)
+        if try_disk
+            && self.file(hex).is_some_and(|f| f.exists())
+            && let Some(c) = self.load_cached(engine, hex, kind)
         {
-            match Self::deserialize(engine, &data, kind) {
-                Some(c) => {
-                    self.disk_hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok((c, CacheOrigin::Disk));
-                }
-                None => {
-                    self.disk_rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(file = %file.display(), "refused a corrupt or incompatible compile cache file");
-                }
-            }
+            return Ok((c, CacheOrigin::Disk));
         }
         let (compiled, artifact) = match kind {
             WasmKind::Module => {
@@ -922,38 +1070,36 @@ impl CompileCache {
         Ok((compiled, CacheOrigin::Compiled))
     }
 
-    fn deserialize(engine: &wasmtime::Engine, data: &[u8], kind: WasmKind) -> Option<Compiled> {
-        let body = data.strip_prefix(CACHE_MAGIC.as_slice())?;
-        let (sum, payload) = body.split_at_checked(32)?;
-        if Sha256::digest(payload).as_slice() != sum {
-            return None;
-        }
-        // SAFETY: the payload is byte-for-byte what `serialize` wrote for this
-        // engine configuration (checked by the SHA-256 above; the file name
-        // carries the engine's compatibility hash, and wasmtime checks its
-        // own header against the engine once more).
-        unsafe {
-            match kind {
-                WasmKind::Module => Module::deserialize(engine, payload)
-                    .ok()
-                    .map(Compiled::Module),
-                WasmKind::Component => Component::deserialize(engine, payload)
-                    .ok()
-                    .map(Compiled::Component),
-            }
-        }
-    }
-
+    /// Writes an artifact as wasmtime serialised it (so that it can be
+    /// mapped as it is), then its checksum file with the artifact's stamp.
     fn store(file: &Path, artifact: &[u8]) -> std::io::Result<()> {
-        let dir = file.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        use std::io::Write;
-        tmp.write_all(CACHE_MAGIC)?;
-        tmp.write_all(&Sha256::digest(artifact))?;
-        tmp.write_all(artifact)?;
-        tmp.persist(file).map_err(|e| e.error)?;
-        Ok(())
+        write_atomically(file, artifact)?;
+        let stamp = FileStamp::of(file).ok_or_else(|| std::io::Error::other("vanished"))?;
+        let line = format!("{} {}\n", to_hex(&Sha256::digest(artifact)), stamp.text());
+        write_atomically(&Self::sum_file(file), line.as_bytes())
     }
+}
+
+/// Writes a file whole or not at all (a temporary file renamed over it).
+fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn to_hex(bytes: &[u8]) -> String {
