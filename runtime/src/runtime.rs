@@ -128,7 +128,7 @@ impl Runtime {
     /// ports); the initial status; register the pod; `Published`,
     /// `Scheduled` and `Pulled` events.
     pub async fn prepare_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
-        let scheduled = status::now();
+        let scheduled = chrono::Utc::now();
         let key = (spec.namespace.clone(), spec.name.clone());
         if lock(&self.inner.pods).contains_key(&key) {
             return Err(RuntimeError::AlreadyExists {

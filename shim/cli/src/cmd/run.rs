@@ -38,7 +38,26 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     // slots takes milliseconds to set up and tear down).
     config.pool = Some(wasipod::PoolConfig::sized_for(&spec, 1, 2));
     let runtime = Runtime::new(config)?;
-    let pod = runtime.prepare_pod(spec).await?;
+    let pulling = pulling_message(&spec);
+    let prepared = runtime.prepare_pod(spec);
+    tokio::pin!(prepared);
+    // A first run of a big image compiles for seconds: past one second, a
+    // spinner on a terminal says what is going on (image, size, elapsed).
+    let pod = tokio::select! {
+        pod = &mut prepared => pod?,
+        () = tokio::time::sleep(Duration::from_secs(1)), if !args.quiet => {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            spinner.set_message(pulling);
+            spinner.enable_steady_tick(Duration::from_millis(100));
+            let pod = prepared.await;
+            spinner.finish_and_clear();
+            pod?
+        }
+    };
     let record = pod.dir().to_path_buf();
 
     let mut logs = pod.subscribe_logs();
@@ -77,16 +96,22 @@ pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
     tokio::pin!(wait);
     let final_status = loop {
         tokio::select! {
+            // Events first: a line is printed after the events that
+            // announce its container.
+            biased;
+            _ = events.recv() => print_events(&mut printed),
             s = &mut wait => {
                 while let Ok(line) = logs.try_recv() { print_line(&line, reserved) }
                 break s;
             }
             line = logs.recv() => match line {
-                Ok(line) => print_line(&line, reserved),
+                Ok(line) => {
+                    print_events(&mut printed);
+                    print_line(&line, reserved)
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("wasipod: {n} log lines skipped (terminal too slow); `wasipod logs` shows each run's last {} MiB", 2 * (RuntimeConfig::default().log_max_bytes >> 20)),
                 Err(_) => {}
             },
-            _ = events.recv() => print_events(&mut printed),
             _ = status.changed() => {
                 let s = status.borrow_and_update().clone();
                 if s.phase != phase && !args.quiet {
@@ -147,4 +172,25 @@ fn save(record: &std::path::Path, object: &wasipod::PodObject) {
     if let Err(e) = wasipod::store::save(record, object) {
         WARNED.call_once(|| eprintln!("warning: cannot record the pod: {e}"));
     }
+}
+
+/// `Loading app.wasm (58.2 MB), sidecar.wasm (1.1 MB)`: what a slow
+/// prepare is busy with.
+fn pulling_message(spec: &wasipod::PodSpec) -> String {
+    let mut seen = Vec::new();
+    let images: Vec<String> = spec
+        .init_containers
+        .iter()
+        .chain(&spec.containers)
+        .filter(|c| {
+            let new = !seen.contains(&c.image_path);
+            seen.push(c.image_path.clone());
+            new
+        })
+        .map(|c| {
+            let size = std::fs::metadata(&c.image_path).map_or(0, |m| m.len());
+            format!("{} ({:.1} MB)", c.image, size as f64 / 1e6)
+        })
+        .collect();
+    format!("Compiling or loading {}", images.join(", "))
 }
