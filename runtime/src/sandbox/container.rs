@@ -435,14 +435,6 @@ fn guest_config(
         guest: RUN_DIR_GUEST.into(),
         read_only: false,
     });
-    // The pod's /etc (hostname, hosts), unless a volume is mounted there.
-    if !config.mounts.iter().any(|m| m.mount_path == "/etc") {
-        preopens.push(Preopen {
-            host: HostDir::Path(sandbox.layout.etc()),
-            guest: "/etc".into(),
-            read_only: true,
-        });
-    }
     let argv = argv.unwrap_or_else(|| config.argv.clone());
     GuestConfig {
         argv: if argv.is_empty() {

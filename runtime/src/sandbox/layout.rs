@@ -4,7 +4,6 @@
 //! <state>/pods/<namespace>_<name>_<uid>/    a pod's folder (PodLayout)
 //!     pod.json                              the front end's record of the pod (store)
 //!     .volumes/<volume>/                    emptyDir, configMap and secret volumes
-//!     .etc/hostname, .etc/hosts             every container's /etc (read-only), kubelet-managed
 //!     <container>/<attempt>.log             a run's log (`<attempt>.log.1`: its rotated part)
 //!     <container>/run/                      the container's `/run/wasipod`
 //! <state>/runtimes/<id>.lock                which runtime owns which pods (state)
@@ -69,12 +68,6 @@ impl PodLayout {
     /// The folder of the volumes the pod owns.
     pub(crate) fn volumes(&self) -> PathBuf {
         self.dir.join(".volumes")
-    }
-
-    /// The pod's `/etc` (hostname, hosts), shared read-only by its
-    /// containers.
-    pub(crate) fn etc(&self) -> PathBuf {
-        self.dir.join(".etc")
     }
 
     /// One owned volume's folder.

@@ -454,7 +454,6 @@ impl PodSandbox {
         if self.inner.volumes.get().is_some() {
             return Ok(());
         }
-        self.write_etc()?;
         let volumes = Volumes::prepare(
             &self.inner.config.volumes,
             &self.inner.layout,
@@ -465,29 +464,6 @@ impl PodSandbox {
             extra.remove();
         }
         Ok(())
-    }
-
-    /// The pod's `/etc/hostname` and `/etc/hosts`, as the kubelet writes
-    /// them for a pod's containers (the hosts file: loopback names, then
-    /// the pod IP with the hostname).
-    fn write_etc(&self) -> Result<(), RuntimeError> {
-        let dir = self.inner.layout.etc();
-        let hostname = &self.inner.config.hostname;
-        let hosts = format!(
-            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n{}\t{hostname}\n",
-            self.inner.net.ip
-        );
-        std::fs::create_dir(&dir)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => Ok(()),
-                _ => Err(e),
-            })
-            .and_then(|()| std::fs::write(dir.join("hostname"), format!("{hostname}\n")))
-            .and_then(|()| std::fs::write(dir.join("hosts"), hosts))
-            .map_err(|e| RuntimeError::Io {
-                path: dir.clone(),
-                source: e,
-            })
     }
 
     /// What it was made from.
@@ -563,7 +539,6 @@ impl PodSandbox {
             v.remove();
         }
         let mut aside = Vec::new();
-        volume::remove_tree(&self.inner.layout.etc(), &trash, &mut aside);
         for c in lock(&self.inner.names).iter() {
             volume::remove_tree(&self.inner.layout.run_dir(c), &trash, &mut aside);
         }

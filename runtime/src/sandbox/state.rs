@@ -177,7 +177,7 @@ impl Drop for Owner {
 /// `/run/wasipod` folder (logs and records stay).
 fn volatile_parts(pod_dir: &Path) -> Vec<PathBuf> {
     let pod = PodLayout::at(pod_dir.to_path_buf());
-    let mut out = vec![pod.volumes(), pod.etc()];
+    let mut out = vec![pod.volumes()];
     if let Ok(entries) = std::fs::read_dir(pod_dir) {
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir())
