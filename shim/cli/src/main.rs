@@ -42,79 +42,15 @@ enum Command {
         after_help = "Examples:\n  wasipod run pod.yaml\n  wasipod run pod.yaml --output yaml   # print the final Pod object\n  wasipod run pod.yaml --rm            # keep no logs afterwards
   wasipod run web.yaml -p 8080:80      # curl http://127.0.0.1:8080/ reaches the pod's port 80\n\nExit status: 0 when the pod Succeeded, 1 when it Failed, 2 for a bad manifest or argument, 3 when a host port or pod address is taken, 4 for a failure of wasipod or the host."
     )]
-    Run {
-        /// The manifest: one v1 Pod, plus the ConfigMaps/Secrets it uses.
-        manifest: PathBuf,
-        /// Print the final Pod object in this format.
-        #[arg(short, long, value_enum)]
-        output: Option<Format>,
-        /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
-        #[arg(long, env = "WASIPOD_CACHE_DIR")]
-        cache_dir: Option<PathBuf>,
-        /// Grace period for deletion on Ctrl-C/SIGTERM, in seconds
-        /// [default: the pod's terminationGracePeriodSeconds].
-        #[arg(long)]
-        grace_period: Option<u64>,
-        /// Remove the pod's logs and status when it ends.
-        #[arg(long)]
-        rm: bool,
-        /// Print only the containers' output (no events).
-        #[arg(short, long)]
-        quiet: bool,
-        /// Publish a pod port on the host: `[HOST_IP:]HOST_PORT:CONTAINER_PORT`
-        /// (host IP 127.0.0.1 by default). Repeatable.
-        #[arg(
-            short = 'p',
-            long = "publish",
-            value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT"
-        )]
-        publish: Vec<String>,
-    },
+    Run(cmd::run::RunArgs),
     /// Measure pod cold start on this machine: create N pods from a manifest
     /// and report percentiles of each step.
     #[command(
         after_help = "Examples:\n  wasipod bench sample-modules/pods/bench/hello-p1.yaml\n  wasipod bench sample-modules/pods/bench/three-containers.yaml --count 500 --concurrency 4 -o json"
     )]
-    Bench {
-        /// The manifest (pods get unique names).
-        manifest: PathBuf,
-        /// Pods to measure.
-        #[arg(short = 'n', long, default_value_t = 1000)]
-        count: usize,
-        /// Pods in flight at once.
-        #[arg(short, long, default_value_t = 1)]
-        concurrency: usize,
-        /// Unmeasured pods first.
-        #[arg(short, long, default_value_t = 50)]
-        warmup: usize,
-        /// Print the report as JSON or YAML.
-        #[arg(short, long, value_enum)]
-        output: Option<Format>,
-        /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
-        #[arg(long, env = "WASIPOD_CACHE_DIR")]
-        cache_dir: Option<PathBuf>,
-        /// Keep all pods running at once and report the memory per pod
-        /// (for pods that run on, such as servers).
-        #[arg(long)]
-        hold: bool,
-        /// Allocate instances on demand instead of from a pool.
-        #[arg(long)]
-        no_pool: bool,
-        /// How pods are driven: one single-threaded executor per core (a
-        /// pod and its observer share a thread), or one work-stealing
-        /// runtime for all.
-        #[arg(long, value_enum, default_value = "thread-per-core")]
-        scheduler: cmd::bench::Scheduler,
-        /// Executor threads [default: one per core; thread-per-core uses at
-        /// most one per pod in flight].
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Write the latency distribution (share of pods under each
-        /// latency, per measure) as an SVG chart.
-        #[arg(long, value_name = "FILE.svg")]
-        plot: Option<PathBuf>,
-    },
-    /// Check a manifest without running it: errors and ignored fields.
+    Bench(cmd::bench::BenchArgs),
+    /// Check a manifest without running it: errors, ignored fields, and each
+    /// image (a WASI command, read from its bytes; nothing is compiled).
     #[command(after_help = "Example:\n  wasipod validate pod.yaml")]
     Validate {
         /// The manifest.
@@ -197,57 +133,17 @@ fn main() -> ExitCode {
         .or_else(RuntimeConfig::default_state_dir)
         .unwrap_or_else(|| PathBuf::from(".wasipod"));
     let result = match cli.command {
-        Command::Run {
-            manifest,
-            output,
-            cache_dir,
-            grace_period,
-            rm,
-            quiet,
-            publish,
-        } => {
+        Command::Run(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            rt.block_on(cmd::run::run(cmd::run::RunArgs {
-                manifest,
-                output,
-                cache_dir,
-                grace_period,
-                rm,
-                quiet,
-                publish,
-                state_dir,
-            }))
+            rt.block_on(cmd::run::run(args, state_dir))
         }
         Command::Validate { manifest } => cmd::validate::validate(&manifest),
-        Command::Bench {
-            manifest,
-            count,
-            concurrency,
-            warmup,
-            output,
-            cache_dir,
-            hold,
-            no_pool,
-            scheduler,
-            threads,
-            plot,
-        } => (|| {
-            let report = cmd::bench::bench(cmd::bench::BenchArgs {
-                manifest,
-                count,
-                concurrency,
-                warmup,
-                cache_dir,
-                hold,
-                no_pool,
-                scheduler,
-                threads,
-                plot,
-                progress: output.is_none(),
-            })?;
+        Command::Bench(args) => (|| {
+            let output = args.output;
+            let report = cmd::bench::bench(args)?;
             let text = match output {
                 Some(Format::Json) => serde_json::to_string_pretty(&report)? + "\n",
                 Some(Format::Yaml) => serde_yaml_ng::to_string(&report)?,

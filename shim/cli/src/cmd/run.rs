@@ -12,25 +12,44 @@ use super::{load, print_summary, render};
 use crate::Format;
 
 /// The options of `wasipod run`.
+#[derive(clap::Args)]
 pub(crate) struct RunArgs {
+    /// The manifest: one v1 Pod, plus the ConfigMaps/Secrets it uses.
     pub(crate) manifest: PathBuf,
+    /// Print the final Pod object in this format.
+    #[arg(short, long, value_enum)]
     pub(crate) output: Option<Format>,
+    /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
+    #[arg(long, env = "WASIPOD_CACHE_DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Grace period for deletion on Ctrl-C/SIGTERM, in seconds
+    /// [default: the pod's terminationGracePeriodSeconds].
+    #[arg(long)]
     pub(crate) grace_period: Option<u64>,
+    /// Remove the pod's logs and status when it ends.
+    #[arg(long)]
     pub(crate) rm: bool,
+    /// Print only the containers' output (no events).
+    #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Publish a pod port on the host: `[HOST_IP:]HOST_PORT:CONTAINER_PORT`
+    /// (host IP 127.0.0.1 by default). Repeatable.
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT"
+    )]
     pub(crate) publish: Vec<String>,
-    pub(crate) state_dir: PathBuf,
 }
 
-pub(crate) async fn run(args: RunArgs) -> Result<ExitCode> {
+pub(crate) async fn run(args: RunArgs, state_dir: PathBuf) -> Result<ExitCode> {
     let mut spec = load(&args.manifest)?;
     for p in &args.publish {
         spec.publish.push(
             wasipod::net::PortMapping::parse(p).map_err(|e| anyhow::anyhow!("--publish {e}"))?,
         );
     }
-    let mut config = RuntimeConfig::default().state_dir(&args.state_dir);
+    let mut config = RuntimeConfig::default().state_dir(&state_dir);
     // The pod's folder is its record (`wasipod get`, `wasipod logs`).
     config.retain_deleted_pods = true;
     config.cache_dir = args.cache_dir.or_else(RuntimeConfig::default_cache_dir);

@@ -16,32 +16,52 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::Format;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use wasipod::status::ConditionType;
 use wasipod::{PodPhase, PodSpec, RestartPolicy, Runtime, RuntimeConfig};
 
-pub struct BenchArgs {
-    pub manifest: PathBuf,
-    pub count: usize,
-    pub concurrency: usize,
-    pub warmup: usize,
-    pub cache_dir: Option<PathBuf>,
-    /// Keep every pod running until all have started, then report the
-    /// resident memory per pod, then delete them all.
-    pub hold: bool,
-    /// Use on-demand instance allocation instead of the pooling allocator.
-    pub no_pool: bool,
-    /// How pods are driven: one single-threaded executor per core, or one
-    /// work-stealing executor for all.
-    pub scheduler: Scheduler,
-    /// Executors of the thread-per-core scheduler (default: one per core,
-    /// at most one per pod in flight).
-    pub threads: Option<usize>,
-    /// Write the latency distribution as an SVG chart.
-    pub plot: Option<PathBuf>,
-    /// Show a progress bar (on a terminal).
-    pub progress: bool,
+/// The options of `wasipod bench`.
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The manifest (pods get unique names).
+    pub(crate) manifest: PathBuf,
+    /// Pods to measure.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub(crate) count: usize,
+    /// Pods in flight at once.
+    #[arg(short, long, default_value_t = 1)]
+    pub(crate) concurrency: usize,
+    /// Unmeasured pods first.
+    #[arg(short, long, default_value_t = 50)]
+    pub(crate) warmup: usize,
+    /// Print the report as JSON or YAML.
+    #[arg(short, long, value_enum)]
+    pub(crate) output: Option<Format>,
+    /// Compile cache [default: $XDG_CACHE_HOME/wasipod or ~/.cache/wasipod]
+    #[arg(long, env = "WASIPOD_CACHE_DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// Keep all pods running at once and report the memory per pod
+    /// (for pods that run on, such as servers).
+    #[arg(long)]
+    pub(crate) hold: bool,
+    /// Allocate instances on demand instead of from a pool.
+    #[arg(long)]
+    pub(crate) no_pool: bool,
+    /// How pods are driven: one single-threaded executor per core (a
+    /// pod and its observer share a thread), or one work-stealing
+    /// runtime for all.
+    #[arg(long, value_enum, default_value = "thread-per-core")]
+    pub(crate) scheduler: Scheduler,
+    /// Executor threads [default: one per core; thread-per-core uses at
+    /// most one per pod in flight].
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Write the latency distribution (share of pods under each
+    /// latency, per measure) as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
 }
 
 /// How the bench drives its pods.
@@ -327,7 +347,8 @@ async fn drive(
 
 /// A progress bar on stderr (drawn only on a terminal).
 fn progress_bar(args: &BenchArgs) -> indicatif::ProgressBar {
-    if !args.progress {
+    // On a terminal, unless the report itself goes to stdout as data.
+    if args.output.is_some() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(args.count as u64);
