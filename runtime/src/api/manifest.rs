@@ -581,7 +581,7 @@ pub struct SecurityContext {
     /// Ignored: guests have no user identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as_non_root: Option<bool>,
-    /// Accepted: a guest has no root filesystem, only its mounts.
+    /// Makes the container's root (`/`, with its `/tmp`) read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only_root_filesystem: Option<bool>,
     /// Ignored: guests make no system calls.

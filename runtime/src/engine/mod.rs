@@ -272,6 +272,14 @@ impl HostDir {
             }
         }
     }
+
+    /// The folder, opened for the runtime (a new handle).
+    pub(crate) fn open(&self) -> std::io::Result<cap_std::fs::Dir> {
+        match self {
+            HostDir::Open(dir) => dir.try_clone(),
+            HostDir::Path(p) => cap_std::fs::Dir::open_ambient_dir(p, cap_std::ambient_authority()),
+        }
+    }
 }
 
 impl std::fmt::Display for HostDir {

@@ -310,6 +310,7 @@ fn container_config(
         working_dir: c.working_dir.clone(),
         working_dir_mount: c.working_dir_mount.clone(),
         memory_limit: c.memory_limit,
+        read_only_root: c.read_only_root,
         field: c.field.clone(),
     })
 }

@@ -6,13 +6,12 @@
 //! default disposition. SIGKILL drops the guest's future: it ends wherever
 //! it is, with 137.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::watch;
 
 use super::SandboxInner;
-use super::volume::{RunDir, Volumes};
+use super::volume::{ContainerRoot, RunDir, Volumes};
 use crate::api::status::{self, Exit, ExitReason, Time};
 use crate::engine::{GuestConfig, HostDir, Image, Preopen};
 use crate::error::RuntimeError;
@@ -55,6 +54,9 @@ pub struct ContainerConfig {
     /// Most bytes of linear memory (and tables); past it the guest ends
     /// `OOMKilled`, 137.
     pub memory_limit: Option<u64>,
+    /// `securityContext.readOnlyRootFilesystem`: the guest's `/` (and the
+    /// `/tmp` in it) cannot be written.
+    pub read_only_root: bool,
     /// What to name in messages, e.g. `spec.containers[1]`.
     pub field: String,
 }
@@ -72,6 +74,7 @@ impl ContainerConfig {
             working_dir: None,
             working_dir_mount: None,
             memory_limit: None,
+            read_only_root: false,
             field: name.to_string(),
         }
     }
@@ -132,10 +135,10 @@ pub(crate) struct ContainerInner {
     id: String,
     sandbox: Arc<SandboxInner>,
     config: ContainerConfig,
-    /// The runtime folder's host path (the guest's `/run/wasipod`).
-    run_path: PathBuf,
-    /// The runtime's own way into it.
+    /// The runtime folder (the guest's `/run/wasipod`).
     run_dir: RunDir,
+    /// The guest's root, unless a volume is mounted at `/`.
+    root: Option<ContainerRoot>,
     run: Arc<Run>,
     /// The guest's set-up, until it is started.
     pending: Mutex<Option<GuestConfig>>,
@@ -169,8 +172,9 @@ impl std::fmt::Debug for Container {
 
 impl Container {
     /// Steps: the volumes must be mounted; the log of `attempt - 2` goes;
-    /// the mounts are opened; a fresh runtime folder and this attempt's log
-    /// file are made; the guest's environment is completed.
+    /// a fresh root and runtime folder are made; the root and the mounts
+    /// are opened; this attempt's log file is made; the guest's
+    /// environment is completed.
     pub(super) fn create(
         sandbox: Arc<SandboxInner>,
         config: ContainerConfig,
@@ -182,13 +186,20 @@ impl Container {
         if let Some(old) = config.attempt.checked_sub(2) {
             crate::log::remove_run(&layout.log(&config.name, old));
         }
+        let dirs = Volumes::fresh_dirs(
+            layout,
+            &config.name,
+            config.attempt == 0,
+            (!config.mounts.iter().any(|m| m.mount_path == "/")).then_some(config.read_only_root),
+            &sandbox.node.owner.trash(),
+        )?;
         let preopens = volumes.preopens(
             &config.mounts,
+            config.working_dir.as_deref(),
             config.working_dir_mount.as_ref(),
+            dirs.root.as_ref(),
             &config.field,
         )?;
-        let (run_path, run_dir) =
-            Volumes::fresh_run_dir(layout, &config.name, config.attempt == 0)?;
         let log_path = layout.log(&config.name, config.attempt);
         let log = ContainerLog::create(
             &log_path,
@@ -201,7 +212,7 @@ impl Container {
             path: log_path,
             source: e,
         })?;
-        let guest = guest_config(&sandbox, &config, None, preopens, &run_path, log);
+        let guest = guest_config(&sandbox, &config, None, preopens, &dirs.run_dir.0, log);
         let id = format!(
             "wasipod://{}/{}/{}",
             sandbox.config.uid, config.name, config.attempt
@@ -211,8 +222,8 @@ impl Container {
                 id,
                 sandbox,
                 config,
-                run_path,
-                run_dir,
+                run_dir: dirs.run_dir,
+                root: dirs.root,
                 run: Arc::new(Run {
                     state: watch::channel(RunState::Created).0,
                     kill: watch::channel(None).0,
@@ -334,15 +345,18 @@ impl Container {
     }
 
     /// Removes the container (CRI `RemoveContainer`): a guest still
-    /// running is killed, and its runtime folder (`/run/wasipod`) is
-    /// emptied. Its log stays: the sandbox's removal takes it. Other clones
-    /// of the handle see the container as exited.
+    /// running is killed, its root goes and its runtime folder
+    /// (`/run/wasipod`) is emptied. Its log stays: the sandbox's removal
+    /// takes it. Other clones of the handle see the container as exited.
     pub async fn remove(self) {
         self.kill(Signal::Kill);
         self.wait().await;
-        if let Ok(entries) = std::fs::read_dir(&self.inner.run_path) {
-            let trash = self.inner.sandbox.node.owner.trash();
-            let mut aside = Vec::new();
+        let trash = self.inner.sandbox.node.owner.trash();
+        let mut aside = Vec::new();
+        if let Some(root) = &self.inner.root {
+            super::volume::remove_tree(&root.path, &trash, &mut aside);
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.inner.run_dir.0) {
             for e in entries.flatten() {
                 let path = e.path();
                 match e.file_type() {
@@ -352,8 +366,8 @@ impl Container {
                     }
                 }
             }
-            super::state::remove_in_background(aside);
         }
+        super::state::remove_in_background(aside);
     }
 
     /// Whether the run has ended.
@@ -376,7 +390,9 @@ impl Container {
         let config = &self.inner.config;
         let preopens = volumes_of(sandbox)?.preopens(
             &config.mounts,
+            config.working_dir.as_deref(),
             config.working_dir_mount.as_ref(),
+            self.inner.root.as_ref(),
             &config.field,
         )?;
         let log = ContainerLog::capture(EXEC_OUTPUT_MAX, &config.name, &sandbox.node.log_files);
@@ -385,7 +401,7 @@ impl Container {
             config,
             Some(argv),
             preopens,
-            &self.inner.run_path,
+            &self.inner.run_dir.0,
             log.clone(),
         );
         let exit = sandbox.node.engine.run(&config.image, guest).await;
@@ -408,7 +424,7 @@ fn volumes_of(sandbox: &SandboxInner) -> Result<&Volumes, RuntimeError> {
 
 /// How a guest of the container is set up — its run, or an exec (`argv`
 /// replaced): the environment with `HOSTNAME` and the SIGTERM contract's
-/// variables; its mounts plus `/run/wasipod`; the pod network.
+/// variables; its root and mounts plus `/run/wasipod`; the pod network.
 fn guest_config(
     sandbox: &SandboxInner,
     config: &ContainerConfig,

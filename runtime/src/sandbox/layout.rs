@@ -85,6 +85,12 @@ impl PodLayout {
         self.container(container).join("run")
     }
 
+    /// A container's writable root (`/` in the guest, with `/tmp`): fresh
+    /// for each run, removed with the container.
+    pub(crate) fn root_dir(&self, container: &str) -> PathBuf {
+        self.container(container).join("root")
+    }
+
     /// The log of run `attempt` (0, 1, … as `restartCount`) of a
     /// container. A run whose output passed `RuntimeConfig::log_max_bytes`
     /// also has `<attempt>.log.1`, the older part.

@@ -527,7 +527,8 @@ impl PodSandbox {
     }
 
     /// Stops the sandbox and takes away what it holds on disk (CRI
-    /// `RemovePodSandbox`): its volumes and runtime folders, and its whole
+    /// `RemovePodSandbox`): its volumes, containers' roots and runtime
+    /// folders, and its whole
     /// folder with the logs unless [`RuntimeConfig::retain_deleted_pods`].
     /// Each is moved aside at once and removed in the background. Its pod
     /// IP is free once the last clone of the sandbox and of its containers
@@ -541,6 +542,7 @@ impl PodSandbox {
         let mut aside = Vec::new();
         for c in lock(&self.inner.names).iter() {
             volume::remove_tree(&self.inner.layout.run_dir(c), &trash, &mut aside);
+            volume::remove_tree(&self.inner.layout.root_dir(c), &trash, &mut aside);
         }
         state::remove_in_background(aside);
         if !self.inner.node.config.retain_deleted_pods

@@ -174,7 +174,7 @@ impl Drop for Owner {
 }
 
 /// A pod folder's volatile parts: its volumes and each container's
-/// `/run/wasipod` folder (logs and records stay).
+/// `/run/wasipod` folder and root (logs and records stay).
 fn volatile_parts(pod_dir: &Path) -> Vec<PathBuf> {
     let pod = PodLayout::at(pod_dir.to_path_buf());
     let mut out = vec![pod.volumes()];
@@ -184,6 +184,7 @@ fn volatile_parts(pod_dir: &Path) -> Vec<PathBuf> {
                 && let Some(name) = e.file_name().to_str()
             {
                 out.push(pod.run_dir(name));
+                out.push(pod.root_dir(name));
             }
         }
     }

@@ -129,15 +129,35 @@ impl Volumes {
     }
 
     /// The preopens of one container (`field`: its field path, for
-    /// messages), `subPath` and `workingDir` opened inside their volume
-    /// (see [`HostDir::Open`]).
+    /// messages): its root (`/`, unless a volume is mounted there), its
+    /// mounts, and its working directory. `subPath`, `workingDir` and the
+    /// root's `/tmp` are opened inside their folder by cap-std (see
+    /// [`HostDir::Open`]): the guest may have replaced any of them with a
+    /// symlink by the time an exec opens them again.
+    ///
+    /// WASI has no current directory: wasi-libc resolves relative paths
+    /// through a preopen named `"."`, which also takes every absolute path
+    /// that no longer preopen matches. So, when the working directory is
+    /// not the root, the root's `/tmp` gets a preopen of its own (and so
+    /// does a working directory in the root, at its absolute path): `/tmp`
+    /// stays the root's, and other absolute paths outside the mounts land
+    /// in the working directory.
     pub(crate) fn preopens(
         &self,
         mounts: &[MountSpec],
+        working_dir: Option<&str>,
         working_dir_mount: Option<&(usize, String)>,
+        root: Option<&ContainerRoot>,
         field: &str,
     ) -> Result<Vec<Preopen>, RuntimeError> {
-        let mut out = Vec::with_capacity(mounts.len());
+        let mut out = Vec::with_capacity(mounts.len() + 3);
+        if let Some(root) = root {
+            out.push(Preopen {
+                host: HostDir::Path(root.path.clone()),
+                guest: "/".into(),
+                read_only: root.read_only,
+            });
+        }
         for m in mounts {
             let root = &self.roots[m.volume];
             let host = match &m.sub_path {
@@ -155,25 +175,57 @@ impl Volumes {
                 read_only: m.read_only,
             });
         }
-        // WASI has no current directory; wasi-libc resolves relative paths
-        // through a preopen named ".", so workingDir becomes one.
-        if let Some((index, rest)) = working_dir_mount {
-            let mount = &out[*index];
-            let host = if rest.is_empty() {
-                mount.host.clone()
-            } else {
-                let field = format!("{field}.workingDir");
-                let within = match &mount.host {
-                    HostDir::Open(dir) => dir.try_clone().map_err(|e| RuntimeError::Volume {
-                        field: field.clone(),
+        let wd_field = || format!("{field}.workingDir");
+        let cwd = match (working_dir_mount, working_dir, root) {
+            (Some((index, rest)), _, _) => {
+                let mount = &out[*index + usize::from(root.is_some())];
+                let host = if rest.is_empty() {
+                    mount.host.clone()
+                } else {
+                    let within = mount.host.open().map_err(|e| RuntimeError::Volume {
+                        field: wd_field(),
                         message: e.to_string(),
-                    })?,
-                    HostDir::Path(p) => Dir::open_ambient_dir(p, ambient_authority())
-                        .map_err(|e| io_err(&field, p, e))?,
+                    })?;
+                    HostDir::Open(Arc::new(open_inside(&within, rest, &wd_field())?))
                 };
-                HostDir::Open(Arc::new(open_inside(&within, rest, &field)?))
-            };
-            let read_only = mount.read_only;
+                Some((host, mount.read_only))
+            }
+            (None, Some(wd), Some(root)) => {
+                let rest = wd.trim_start_matches('/');
+                (!rest.is_empty())
+                    .then(|| {
+                        let dir = root.open(&wd_field())?;
+                        Ok::<_, RuntimeError>((
+                            HostDir::Open(Arc::new(open_inside(&dir, rest, &wd_field())?)),
+                            root.read_only,
+                        ))
+                    })
+                    .transpose()?
+            }
+            _ => None,
+        };
+        if let Some((host, read_only)) = cwd {
+            // A working directory in the root is also reached by its own
+            // absolute path (which "." would otherwise take).
+            if working_dir_mount.is_none()
+                && let Some(wd) = working_dir
+            {
+                out.push(Preopen {
+                    host: host.clone(),
+                    guest: wd.to_string(),
+                    read_only,
+                });
+            }
+            if let Some(root) = root
+                && !mounts.iter().any(|m| m.mount_path == "/tmp")
+            {
+                let dir = root.open(field)?;
+                out.push(Preopen {
+                    host: HostDir::Open(Arc::new(open_inside(&dir, "tmp", field)?)),
+                    guest: "/tmp".into(),
+                    read_only: root.read_only,
+                });
+            }
             out.push(Preopen {
                 host,
                 guest: ".".into(),
@@ -183,44 +235,53 @@ impl Volumes {
         Ok(out)
     }
 
-    /// A new, empty runtime folder for a container's next run (`first`:
-    /// its first run, when the container's folder does not exist yet): its
-    /// path (the guest's preopen) and the runtime's own way into it.
-    pub(crate) fn fresh_run_dir(
+    /// New folders for a container's next run (`first`: its first run,
+    /// when the container's folder does not exist yet): an empty runtime
+    /// folder (the guest's `/run/wasipod`), and, when `root` is asked for,
+    /// an empty root holding `tmp/`. What the last run left is moved aside
+    /// and removed in the background: a restarted container starts from a
+    /// fresh root, as a restarted Kubernetes container gets a fresh
+    /// writable layer.
+    pub(crate) fn fresh_dirs(
         layout: &PodLayout,
         container: &str,
         first: bool,
-    ) -> Result<(PathBuf, RunDir), RuntimeError> {
-        let dir = layout.run_dir(container);
-        let io = |e| RuntimeError::Io {
-            path: dir.clone(),
-            source: e,
+        root: Option<bool>,
+        trash: &Path,
+    ) -> Result<ContainerDirs, RuntimeError> {
+        let run = layout.run_dir(container);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e| RuntimeError::Io { path, source: e }
         };
         if first {
             // The container's folder (its logs, run/) is new with the pod.
-            if let Some(parent) = dir.parent() {
+            if let Some(parent) = run.parent() {
                 std::fs::create_dir(parent)
                     .or_else(|e| match e.kind() {
                         std::io::ErrorKind::AlreadyExists => Ok(()),
                         _ => std::fs::create_dir_all(parent),
                     })
-                    .map_err(io)?;
+                    .map_err(io(parent))?;
             }
         }
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(io)?;
+        let mut aside = Vec::new();
+        fresh_dir(&run, trash, &mut aside).map_err(io(&run))?;
+        let root = match root {
+            None => None,
+            Some(read_only) => {
+                let path = layout.root_dir(container);
+                fresh_dir(&path, trash, &mut aside).map_err(io(&path))?;
+                let tmp = path.join("tmp");
+                std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+                Some(ContainerRoot { path, read_only })
             }
-            // A restart: what the last run left is cleared.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::fs::remove_dir_all(&dir).map_err(io)?;
-                std::fs::create_dir(&dir).map_err(io)?;
-            }
-            Err(e) => return Err(io(e)),
-        }
-        let handle = RunDir(dir.clone());
-        Ok((dir, handle))
+        };
+        crate::sandbox::state::remove_in_background(aside);
+        Ok(ContainerDirs {
+            run_dir: RunDir(run),
+            root,
+        })
     }
 
     /// Removes what the pod owns (emptyDirs, configMap/secret files);
@@ -231,6 +292,44 @@ impl Volumes {
             remove_tree(&self.owned, &self.trash, &mut aside);
         }
         crate::sandbox::state::remove_in_background(aside);
+    }
+}
+
+/// Makes `dir` an empty folder: what is there (a restarted container's
+/// last run) joins `aside`, moved out of the way by one rename.
+fn fresh_dir(dir: &Path, trash: &Path, aside: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_tree(dir, trash, aside);
+            std::fs::create_dir(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The folders [`Volumes::fresh_dirs`] makes for one run of a container.
+pub(crate) struct ContainerDirs {
+    /// The runtime folder.
+    pub(crate) run_dir: RunDir,
+    /// The root, unless a volume is mounted at `/`.
+    pub(crate) root: Option<ContainerRoot>,
+}
+
+/// A container's root on the host.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerRoot {
+    /// Its folder (every component of which is the runtime's).
+    pub(crate) path: PathBuf,
+    /// `securityContext.readOnlyRootFilesystem`.
+    pub(crate) read_only: bool,
+}
+
+impl ContainerRoot {
+    fn open(&self, field: &str) -> Result<Dir, RuntimeError> {
+        Dir::open_ambient_dir(&self.path, ambient_authority())
+            .map_err(|e| io_err(field, &self.path, e))
     }
 }
 

@@ -116,8 +116,11 @@ pub struct ContainerSpec {
     /// `resources.limits.memory` in bytes.
     pub memory_limit: Option<u64>,
     /// The mount holding `workingDir` (index into `mounts`) and the path
-    /// inside it: relative paths resolve there.
+    /// inside it: relative paths resolve there. `None` with a `workingDir`:
+    /// it is in the container's root.
     pub working_dir_mount: Option<(usize, String)>,
+    /// `securityContext.readOnlyRootFilesystem`.
+    pub read_only_root: bool,
     /// `startupProbe`.
     pub startup_probe: Option<ProbeSpec>,
     /// `livenessProbe`.

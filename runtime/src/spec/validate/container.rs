@@ -315,11 +315,6 @@ impl Validator<'_> {
                     })
                     .max_by_key(|(_, len, _)| *len)
                     .map(|(i, _, rest)| (i, rest));
-                if working_dir_mount.is_none() {
-                    self.warnings.push(format!(
-                        "{field}.workingDir: {wd:?} is not inside any volumeMount, so relative paths cannot resolve (a wasm guest has no root filesystem, only its mounts)"
-                    ));
-                }
             }
         }
 
@@ -435,6 +430,11 @@ impl Validator<'_> {
             mounts,
             memory_limit,
             working_dir_mount,
+            read_only_root: c
+                .security_context
+                .as_ref()
+                .and_then(|sc| sc.read_only_root_filesystem)
+                == Some(true),
             startup_probe,
             liveness_probe,
             readiness_probe,
