@@ -141,3 +141,70 @@ async fn a_working_dir_in_the_root_is_created_and_tmp_stays_the_roots() {
         w.pod.delete(None).await;
     }
 }
+
+#[tokio::test]
+async fn dev_and_etc_hold_what_a_container_expects_without_host_devices() {
+    let f = Fixture::new();
+    for image in ["toolbox-p1.wasm", "toolbox-p2.wasm"] {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: devices}}\nspec:\n  restartPolicy: Never\n  hostname: web-0\n  containers:\n  - name: c\n    image: {image}\n    args: [sh, try-read /dev/null; try-write /dev/null; append /dev/null more; read-bytes /dev/zero 100000; read-bytes /dev/urandom 4096; read-bytes /dev/random 4096; read-bytes /dev/full 10; try-write /dev/full; write /dev/zero discarded; stat /dev/null; stat /etc/hostname; cat /etc/hostname; cat /etc/hosts; try-write /etc/hosts; try-write /dev/new; ls /dev; ls /etc]\n"
+        );
+        let (w, status) = f.run(&yaml).await;
+        assert_eq!(
+            status.phase,
+            wasipod::status::PodPhase::Succeeded,
+            "{image}"
+        );
+        let log = w.log("c");
+        let has = |s: &str| assert!(log.contains(s), "{image}: no {s:?} in:\n{log}");
+        has("read /dev/null: ok 0 bytes");
+        has("write /dev/null: ok");
+        has("read-bytes /dev/zero: 100000 bytes, 100000 zero, 1 distinct");
+        has("read-bytes /dev/full: 10 bytes, 10 zero");
+        // wasi-libc's wasip2 reports every failed stream write as EIO.
+        has(if image.ends_with("p1.wasm") {
+            "write /dev/full: error StorageFull"
+        } else {
+            "write /dev/full: error "
+        });
+        has("stat /dev/null: other 0");
+        has("stat /etc/hostname: file 6");
+        has("web-0\n# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n");
+        has(&format!("{}\tweb-0\n", w.pod.sandbox().ip()));
+        has("dev/new: error");
+        has("full\nnull\nrandom\nurandom\nzero\nhostname\nhosts\n");
+        let write_hosts = log
+            .lines()
+            .find(|l| l.starts_with("write /etc/hosts:"))
+            .unwrap();
+        assert!(write_hosts.contains(": error "), "{image}: {write_hosts}");
+        for dev in ["/dev/urandom", "/dev/random"] {
+            let line = log
+                .lines()
+                .find(|l| l.starts_with(&format!("read-bytes {dev}:")))
+                .unwrap();
+            let distinct: usize = line
+                .split(", ")
+                .last()
+                .and_then(|d| d.split(' ').next())
+                .and_then(|d| d.parse().ok())
+                .unwrap();
+            // 4096 random bytes miss a given value with probability e^-16.
+            assert!(distinct > 240, "{image}: {line}");
+        }
+        w.pod.delete(None).await;
+    }
+    // The placeholders behind /dev and /etc stayed empty.
+    let synthetic = f.runtime.node().state_dir().join("synthetic");
+    for file in [
+        "dev/null",
+        "dev/zero",
+        "dev/full",
+        "etc/hosts",
+        "etc/hostname",
+    ] {
+        let len = std::fs::metadata(synthetic.join(file)).unwrap().len();
+        assert_eq!(len, 0, "{file}");
+    }
+    assert!(!synthetic.join("dev/new").exists());
+}

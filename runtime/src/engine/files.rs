@@ -16,9 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    Descriptor, DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
+    Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags,
 };
 
 use super::P2State;
@@ -141,17 +140,14 @@ pub(crate) fn add_p2(linker: &mut wasmtime::component::Linker<P2State>) -> wasmt
                     if !state.files.admit(&mut state.table) {
                         return Ok((Err(ErrorCode::Quota),));
                     }
-                    let opened = state
-                        .filesystem()
-                        .open_at(fd, path_flags, path, open_flags, flags)
-                        .await;
-                    match opened {
-                        Ok(fd) => {
-                            store.data_mut().files.opened();
-                            Ok((Ok(fd),))
-                        }
-                        Err(e) => Ok((Err(e.downcast()?),)),
+                    let opened = super::synthetic::p2_open_at(
+                        state, fd, path_flags, path, open_flags, flags,
+                    )
+                    .await?;
+                    if opened.is_ok() {
+                        store.data_mut().files.opened();
                     }
+                    Ok((opened,))
                 })
             },
         )

@@ -3,8 +3,10 @@
 //! guest to its end.
 
 mod files;
+mod synthetic;
 
 pub(crate) use files::FileBudget;
+pub(crate) use synthetic::{Placeholders as PlaceholderFiles, PodFiles};
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -93,6 +95,7 @@ pub(crate) struct P1State {
     wasi: WasiP1Ctx,
     limits: MemoryLimiter,
     files: files::GuestFiles,
+    synthetic: synthetic::P1Files,
 }
 
 /// Store data of a wasip2 guest.
@@ -102,6 +105,7 @@ pub(crate) struct P2State {
     limits: MemoryLimiter,
     net: Arc<PodNet>,
     files: files::GuestFiles,
+    synthetic: Option<Arc<PodFiles>>,
 }
 
 impl WasiView for P2State {
@@ -306,6 +310,9 @@ pub(crate) struct GuestConfig {
     /// configMap, secret, `/run/wasipod`), where each call takes
     /// microseconds and the hand-off to another thread costs more.
     pub inline_fs: bool,
+    /// The pod's `/dev` and `/etc` files (see [`synthetic`]), when those
+    /// folders are among the preopens.
+    pub synthetic: Option<Arc<PodFiles>>,
 }
 
 /// The engine shared by every pod of a runtime.
@@ -356,6 +363,7 @@ impl Engine {
             |code: i32| -> wasmtime::Result<()> { Err(wasmtime::Error::new(I32Exit(code & 0xff))) },
         )
         .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        synthetic::add_p1(&mut p1).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut p2 = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2)
@@ -369,6 +377,7 @@ impl Engine {
         })
         .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         files::add_p2(&mut p2).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        synthetic::add_p2(&mut p2).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Io {
@@ -641,6 +650,7 @@ impl Engine {
                         wasi: builder.build_p1(),
                         limits,
                         files: files::GuestFiles::new(self.files.clone()),
+                        synthetic: synthetic::P1Files::new(cfg.synthetic.clone()),
                     },
                 );
                 arm(&mut store);
@@ -664,6 +674,7 @@ impl Engine {
                         limits,
                         net: cfg.net.clone(),
                         files: files::GuestFiles::new(self.files.clone()),
+                        synthetic: cfg.synthetic.clone(),
                     },
                 );
                 arm(&mut store);

@@ -424,7 +424,8 @@ fn volumes_of(sandbox: &SandboxInner) -> Result<&Volumes, RuntimeError> {
 
 /// How a guest of the container is set up — its run, or an exec (`argv`
 /// replaced): the environment with `HOSTNAME` and the SIGTERM contract's
-/// variables; its root and mounts plus `/run/wasipod`; the pod network.
+/// variables; its root and mounts plus `/run/wasipod`, `/dev` and `/etc`;
+/// the pod network.
 fn guest_config(
     sandbox: &SandboxInner,
     config: &ContainerConfig,
@@ -451,6 +452,23 @@ fn guest_config(
         guest: RUN_DIR_GUEST.into(),
         read_only: false,
     });
+    // `/dev` and `/etc` as a container has them (see `engine::synthetic`),
+    // unless a volume is mounted there.
+    let placeholders = &sandbox.node.placeholders;
+    let mut synthetic = false;
+    for (guest, host) in [
+        ("/dev", placeholders.dev_dir()),
+        ("/etc", placeholders.etc_dir()),
+    ] {
+        if !config.mounts.iter().any(|m| m.mount_path == guest) {
+            synthetic = true;
+            preopens.push(Preopen {
+                host: HostDir::Path(host),
+                guest: guest.into(),
+                read_only: true,
+            });
+        }
+    }
     let argv = argv.unwrap_or_else(|| config.argv.clone());
     GuestConfig {
         argv: if argv.is_empty() {
@@ -464,6 +482,7 @@ fn guest_config(
         log,
         memory_limit: config.memory_limit,
         net: sandbox.net.clone(),
+        synthetic: synthetic.then(|| sandbox.files.clone()),
         // A host folder may be slow (a network disk) or hold a FIFO whose
         // open never returns: its calls go to the blocking pool, so that
         // the executor thread, shared with other pods, never waits on it.

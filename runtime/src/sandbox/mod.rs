@@ -54,7 +54,7 @@ pub use layout::PodLayout;
 
 use crate::api::status::Time;
 use crate::config::RuntimeConfig;
-use crate::engine::{CacheStats, Engine, FileBudget, PoolConfig};
+use crate::engine::{CacheStats, Engine, FileBudget, PlaceholderFiles, PodFiles, PoolConfig};
 use crate::error::RuntimeError;
 use crate::fanout::Fanout;
 use crate::log::{LogFiles, LogLine};
@@ -69,6 +69,8 @@ pub struct Node {
     engine: Arc<Engine>,
     network: Arc<Network>,
     log_files: Arc<LogFiles>,
+    /// The placeholders behind every guest's `/dev` and `/etc`.
+    placeholders: Arc<PlaceholderFiles>,
     config: RuntimeConfig,
     state_dir: PathBuf,
     /// This process's lock on the state folder (see [`state`]).
@@ -125,6 +127,7 @@ impl Node {
             engine,
             network,
             log_files: LogFiles::new(config.max_open_log_files),
+            placeholders: PlaceholderFiles::create(&state_dir)?,
             config: config.clone(),
             state_dir,
             owner,
@@ -310,6 +313,8 @@ pub(crate) struct SandboxInner {
     config: SandboxConfig,
     layout: PodLayout,
     net: Arc<PodNet>,
+    /// What its guests' `/dev` and `/etc` files hold.
+    files: Arc<PodFiles>,
     published: Vec<Published>,
     /// Set once by [`PodSandbox::mount_volumes`].
     volumes: OnceLock<Volumes>,
@@ -395,6 +400,7 @@ impl PodSandbox {
         Ok(Self {
             inner: Arc::new(SandboxInner {
                 node: node.clone(),
+                files: PodFiles::new(node.placeholders.clone(), &config.hostname, net.ip.into()),
                 config,
                 layout,
                 net,

@@ -23,6 +23,8 @@
 //! | `oob` | read far outside linear memory |
 //! | `try-read PATH` | print `read PATH: ok N bytes` or `read PATH: error KIND` |
 //! | `try-write PATH` | print `write PATH: ok` or `write PATH: error KIND` |
+//! | `read-bytes PATH N` | read exactly N bytes; print `read-bytes PATH: N bytes, Z zero, D distinct` (or `: error KIND`) |
+//! | `stat PATH` | print `stat PATH: file|dir|symlink|other SIZE` (or `: error KIND`) |
 //! | `try-symlink TARGET LINK` | print `symlink LINK: ok` or `symlink LINK: error KIND` |
 //! | `count N` | print the lines 1..=N |
 //! | `fail-until PATH N` | append a line to PATH; exit 1 while PATH has fewer than N lines |
@@ -185,6 +187,37 @@ fn run(cmd: &[String]) {
         "try-write" => match std::fs::write(arg(1), b"x") {
             Ok(()) => println!("write {}: ok", arg(1)),
             Err(e) => println!("write {}: error {}", arg(1), kind(&e)),
+        },
+        "read-bytes" => {
+            use std::io::Read;
+            let n: usize = arg(2).parse().unwrap();
+            let mut buf = vec![0u8; n];
+            match std::fs::File::open(arg(1)).and_then(|mut f| f.read_exact(&mut buf)) {
+                Ok(()) => {
+                    let zeros = buf.iter().filter(|b| **b == 0).count();
+                    let mut seen = [false; 256];
+                    buf.iter().for_each(|b| seen[*b as usize] = true);
+                    let distinct = seen.iter().filter(|s| **s).count();
+                    println!("read-bytes {}: {n} bytes, {zeros} zero, {distinct} distinct", arg(1));
+                }
+                Err(e) => println!("read-bytes {}: error {}", arg(1), kind(&e)),
+            }
+        }
+        "stat" => match std::fs::metadata(arg(1)) {
+            Ok(m) => {
+                let t = m.file_type();
+                let what = if t.is_file() {
+                    "file"
+                } else if t.is_dir() {
+                    "dir"
+                } else if t.is_symlink() {
+                    "symlink"
+                } else {
+                    "other"
+                };
+                println!("stat {}: {what} {}", arg(1), m.len());
+            }
+            Err(e) => println!("stat {}: error {}", arg(1), kind(&e)),
         },
         "try-symlink" => {
             match symlink(arg(1), arg(2)) {
