@@ -3,6 +3,17 @@
 
 use crate::support::*;
 
+/// Runs the pod of `image` to its end, which must be success.
+async fn succeeded(f: &Fixture, image: &str, yaml: &str) -> Watched {
+    let (w, status) = f.run(yaml).await;
+    assert_eq!(
+        status.phase,
+        wasipod::status::PodPhase::Succeeded,
+        "{image}"
+    );
+    w
+}
+
 #[tokio::test]
 async fn each_container_writes_its_own_root_and_paths_outside_it_do_not_exist() {
     let f = Fixture::new();
@@ -10,12 +21,7 @@ async fn each_container_writes_its_own_root_and_paths_outside_it_do_not_exist() 
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: root}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: a\n    image: {image}\n    args: [sh, write /tmp/scratch from-a; cat /tmp/scratch; echo; write /notes.txt top; cat notes.txt; echo; try-read /usr/lib/none; try-read /b-was-here; ls /]\n  - name: b\n    image: {image}\n    args: [sh, write /b-was-here yes; try-read /tmp/scratch; try-read /notes.txt]\n"
         );
-        let (w, status) = f.run(&yaml).await;
-        assert_eq!(
-            status.phase,
-            wasipod::status::PodPhase::Succeeded,
-            "{image}"
-        );
+        let w = succeeded(&f, image, &yaml).await;
         let a = w.log("a");
         assert!(a.contains("from-a\n"), "{image}: /tmp is writable: {a}");
         assert!(
@@ -67,13 +73,12 @@ async fn a_restarted_container_starts_from_a_fresh_root() {
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: fresh}}\nspec:\n  restartPolicy: OnFailure\n  volumes: [{{name: v, emptyDir: {{}}}}]\n  containers:\n  - name: c\n    image: {image}\n    args: [sh, try-read /tmp/mark; write /tmp/mark run; fail-until /data/runs 2]\n    volumeMounts: [{{name: v, mountPath: /data}}]\n"
         );
-        let (w, status) = f.run(&yaml).await;
+        let w = succeeded(&f, image, &yaml).await;
         assert_eq!(
-            status.phase,
-            wasipod::status::PodPhase::Succeeded,
+            w.pod.status().container("c").unwrap().restart_count,
+            1,
             "{image}"
         );
-        assert_eq!(status.container("c").unwrap().restart_count, 1, "{image}");
         let log = w.log("c");
         assert!(
             log.contains("read /tmp/mark: error NotFound"),
@@ -126,12 +131,7 @@ async fn a_working_dir_in_the_root_is_created_and_tmp_stays_the_roots() {
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: wd}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: {image}\n    workingDir: /srv/app\n    args: [sh, write rel.txt here; cat /srv/app/rel.txt; echo; write /tmp/t in-tmp; cat /tmp/t; echo; ls /tmp]\n"
         );
-        let (w, status) = f.run(&yaml).await;
-        assert_eq!(
-            status.phase,
-            wasipod::status::PodPhase::Succeeded,
-            "{image}"
-        );
+        let w = succeeded(&f, image, &yaml).await;
         let log = w.log("c");
         assert!(log.contains("here\n"), "{image}: {log}");
         assert!(
@@ -149,12 +149,7 @@ async fn dev_and_etc_hold_what_a_container_expects_without_host_devices() {
         let yaml = format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: devices}}\nspec:\n  restartPolicy: Never\n  hostname: web-0\n  containers:\n  - name: c\n    image: {image}\n    args: [sh, try-read /dev/null; try-write /dev/null; append /dev/null more; read-bytes /dev/zero 100000; read-bytes /dev/urandom 4096; read-bytes /dev/random 4096; read-bytes /dev/full 10; try-write /dev/full; write /dev/zero discarded; stat /dev/null; stat /etc/hostname; cat /etc/hostname; cat /etc/hosts; try-write /etc/hosts; try-write /dev/new; ls /dev; ls /etc]\n"
         );
-        let (w, status) = f.run(&yaml).await;
-        assert_eq!(
-            status.phase,
-            wasipod::status::PodPhase::Succeeded,
-            "{image}"
-        );
+        let w = succeeded(&f, image, &yaml).await;
         let log = w.log("c");
         let has = |s: &str| assert!(log.contains(s), "{image}: no {s:?} in:\n{log}");
         has("read /dev/null: ok 0 bytes");
