@@ -847,15 +847,18 @@ async fn p1_identify(caller: &mut Caller<'_, P1State>, fd: u32) -> Option<Kind> 
     pod.placeholders.by_p1_inode(stat.ino)
 }
 
-fn path_bytes(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Vec<u8> {
-    memory(caller)
-        .ok()
-        .and_then(|mem| {
-            range(mem, ptr, len as u32 as usize)
-                .ok()
-                .map(|r| mem[r].to_vec())
-        })
-        .unwrap_or_default()
+/// Whether the path the guest passed (`ptr`, `len`) names a placeholder
+/// (read in place: most opens name none).
+fn names_candidate(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> bool {
+    caller.data().synthetic.pod.is_some()
+        && memory(caller)
+            .ok()
+            .and_then(|mem| {
+                range(mem, ptr, len as u32 as usize)
+                    .ok()
+                    .map(|r| candidate(&mem[r]))
+            })
+            .unwrap_or(false)
 }
 
 /// Shadows the wasip1 calls on descriptors (see the module's doc).
@@ -868,8 +871,7 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
         |mut caller: Caller<'_, P1State>,
          (fd, dirflags, path, len, oflags, base, inheriting, fdflags, result): OpenArgs| {
             Box::new(async move {
-                let check = caller.data().synthetic.pod.is_some()
-                    && candidate(&path_bytes(&mut caller, path, len));
+                let check = names_candidate(&mut caller, path, len);
                 let first = original!(
                     caller,
                     path_open(
@@ -1060,8 +1062,7 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
         |mut caller: Caller<'_, P1State>,
          (fd, flags, path, len, buf): (i32, i32, i32, i32, i32)| {
             Box::new(async move {
-                let check = caller.data().synthetic.pod.is_some()
-                    && candidate(&path_bytes(&mut caller, path, len));
+                let check = names_candidate(&mut caller, path, len);
                 let r = original!(caller, path_filestat_get(fd, flags, path, len, buf))?;
                 if r != 0 || !check {
                     return Ok(r);

@@ -6,8 +6,11 @@
 //!     .volumes/<volume>/                    emptyDir, configMap and secret volumes
 //!     <container>/<attempt>.log             a run's log (`<attempt>.log.1`: its rotated part)
 //!     <container>/run/                      the container's `/run/wasipod`
+//!     <container>/root/                     the container's `/` (with `tmp/`), fresh per run
 //! <state>/runtimes/<id>.lock                which runtime owns which pods (state)
 //! <state>/trash/                            folders being removed in the background
+//! <state>/synthetic/{dev,etc}/              empty placeholders behind every guest's
+//!                                           `/dev` and `/etc` (engine::synthetic)
 //! ```
 //!
 //! A container name is a DNS label, so it never begins with a dot and never

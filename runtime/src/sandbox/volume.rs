@@ -6,8 +6,9 @@
 //! - `hostPath`: the host folder itself (never removed).
 //! - `configMap` / `secret`: the keys written as files under
 //!   `<pod dir>/.volumes/<name>/`, always mounted read-only.
-//! - each container's `/run/wasipod`: `<pod dir>/<container>/run/`, next to
-//!   the container's logs (see [`layout`](super::layout)).
+//! - each container's `/run/wasipod`: `<pod dir>/<container>/run/`, and its
+//!   root: `<pod dir>/<container>/root/`, next to the container's logs (see
+//!   [`layout`](super::layout)).
 //!
 //! A guest reaches only its preopens: wasmtime-wasi resolves every path
 //! with cap-std, which refuses `..`, absolute paths and symlinks that lead
@@ -178,6 +179,7 @@ impl Volumes {
         let wd_field = || format!("{field}.workingDir");
         let cwd = match (working_dir_mount, working_dir, root) {
             (Some((index, rest)), _, _) => {
+                // The mounts follow the root's preopen, when there is one.
                 let mount = &out[*index + usize::from(root.is_some())];
                 let host = if rest.is_empty() {
                     mount.host.clone()
