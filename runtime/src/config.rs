@@ -22,11 +22,13 @@ pub struct RuntimeConfig {
     /// Multiplies every Kubernetes duration (back-off, deadlines), so that
     /// tests can run Kubernetes timings in milliseconds. 1.0 is real time.
     pub time_scale: f64,
-    /// First restart delay (Kubernetes: 10 s).
+    /// Back-off of the second restart (Kubernetes: 10 s); the first
+    /// restart of a container happens at once, as the kubelet does it.
     pub backoff_initial: Duration,
     /// Longest restart delay (Kubernetes: 300 s).
     pub backoff_max: Duration,
-    /// A run this long resets the back-off (Kubernetes: 10 min).
+    /// A run longer than this forgets the back-off, so that the next
+    /// restart is at once again (Kubernetes: 10 min).
     pub backoff_reset: Duration,
     /// Epoch tick: how often a running guest yields to the others.
     pub epoch_tick: Duration,

@@ -359,19 +359,34 @@ impl ContainerStatus {
 
     /// Terminated → Waiting(CrashLoopBackOff): the run moves to `lastState`.
     pub fn back_off(&mut self, message: String) -> Result<(), TransitionError> {
+        self.retire(WaitingReason::CrashLoopBackOff, Some(message), "back off")
+    }
+
+    /// Terminated → Waiting(ContainerCreating), for a restart without
+    /// back-off (the first one): the run moves to `lastState`.
+    pub fn restart(&mut self) -> Result<(), TransitionError> {
+        self.retire(WaitingReason::ContainerCreating, None, "restart")
+    }
+
+    fn retire(
+        &mut self,
+        reason: WaitingReason,
+        message: Option<String>,
+        verb: &'static str,
+    ) -> Result<(), TransitionError> {
         match &self.state {
             ContainerState::Terminated(_) => {
                 let previous = std::mem::replace(
                     &mut self.state,
                     ContainerState::Waiting(StateWaiting {
-                        reason: WaitingReason::CrashLoopBackOff.as_str().into(),
-                        message: Some(message),
+                        reason: reason.as_str().into(),
+                        message,
                     }),
                 );
                 self.last_state = Some(previous);
                 Ok(())
             }
-            _ => Err(self.refuse("back off")),
+            _ => Err(self.refuse(verb)),
         }
     }
 }

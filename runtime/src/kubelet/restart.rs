@@ -6,14 +6,18 @@ use std::time::Duration;
 use crate::config::RuntimeConfig;
 use crate::spec::{ContainerKind, RestartPolicy};
 
-/// Back-off between restarts: `initial`, doubling up to `max`, reset after a
-/// run of at least `reset`.
+/// Back-off between restarts, as the kubelet's `flowcontrol.Backoff` keyed
+/// by container: a container with no entry (it never needed a restart, or
+/// its entry expired) restarts at once, and that creates the entry with
+/// `initial`; each later restart waits the entry's delay, which then
+/// doubles up to `max`. The entry expires when a run lasts longer than
+/// `reset` (the kubelet: 2 × 300 s between the last restart and the exit).
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     reset: Duration,
-    current: Option<Duration>,
+    entry: Option<Duration>,
 }
 
 impl Backoff {
@@ -22,21 +26,23 @@ impl Backoff {
             initial: cfg.backoff_initial,
             max: cfg.backoff_max,
             reset: cfg.backoff_reset,
-            current: None,
+            entry: None,
         }
     }
 
-    /// The delay before the next restart of a container that ran for `ran`.
+    /// The delay before restarting a container whose last run lasted
+    /// `ran` (zero: at once).
     pub(crate) fn next(&mut self, ran: Duration) -> Duration {
-        if ran >= self.reset {
-            self.current = None;
+        match self.entry {
+            Some(delay) if ran <= self.reset => {
+                self.entry = Some(delay.saturating_mul(2).min(self.max));
+                delay
+            }
+            _ => {
+                self.entry = Some(self.initial);
+                Duration::ZERO
+            }
         }
-        let d = match self.current {
-            None => self.initial,
-            Some(c) => c.saturating_mul(2).min(self.max),
-        };
-        self.current = Some(d);
-        d
     }
 }
 
@@ -69,14 +75,23 @@ mod tests {
         let cfg = RuntimeConfig::default();
         let mut b = Backoff::new(&cfg);
         let short = Duration::from_secs(1);
-        let got: Vec<u64> = (0..7).map(|_| b.next(short).as_secs()).collect();
-        assert_eq!(got, [10, 20, 40, 80, 160, 300, 300]);
+        let got: Vec<u64> = (0..8).map(|_| b.next(short).as_secs()).collect();
+        assert_eq!(
+            got,
+            [0, 10, 20, 40, 80, 160, 300, 300],
+            "first restart at once"
+        );
         assert_eq!(
             b.next(Duration::from_secs(600)).as_secs(),
-            10,
-            "10 minutes of running resets the back-off"
+            300,
+            "10 minutes exactly: kept"
         );
-        assert_eq!(b.next(short).as_secs(), 20);
+        assert_eq!(
+            b.next(Duration::from_secs(601)).as_secs(),
+            0,
+            "a run over 10 minutes expires the entry: at once again"
+        );
+        assert_eq!(b.next(short).as_secs(), 10);
     }
 
     #[test]

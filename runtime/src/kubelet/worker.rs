@@ -245,6 +245,10 @@ async fn run_with_restarts(pod: &PodShared, c: &ContainerSpec) -> Exit {
             return exit;
         }
         let delay = backoff.next(unscale(started.elapsed(), pod.config.time_scale));
+        if delay.is_zero() {
+            pod.status.update_container(c, |cs| cs.restart());
+            continue;
+        }
         let message = format!(
             "back-off {} restarting failed container={} pod={}_{}({})",
             human(delay),
