@@ -85,7 +85,7 @@ mod engine;
 mod fanout;
 mod sync;
 
-pub use api::{manifest, quantity, status};
+pub use api::{manifest, quantity, status, table};
 
 pub use config::{PoolConfig, RuntimeConfig};
 pub use engine::{CacheOrigin, CacheStats};

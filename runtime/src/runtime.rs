@@ -318,6 +318,7 @@ fn initial_status(spec: &PodSpec, sandbox: &PodSandbox, now: status::Time) -> Po
         start_time: Some(now),
         pod_ip: Some(ip.clone()),
         pod_ips: vec![status::PodIp { ip }],
+        qos_class: Some(spec.qos_class.as_str().to_string()),
         ..Default::default()
     };
     initial.set_condition(
@@ -604,6 +605,7 @@ impl Pod {
     /// the final status.
     pub async fn delete(&self, grace: Option<Duration>) -> PodStatus {
         let grace = grace.unwrap_or(self.shared.spec.termination_grace_period);
+        self.shared.deleted_at.get_or_init(status::now);
         self.shared.transition(|l| l.delete(grace));
         self.shared.terminated().await;
         self.shared.sandbox.remove();
@@ -616,7 +618,14 @@ impl Pod {
         PodObject {
             api_version: "v1".into(),
             kind: "Pod".into(),
-            metadata: self.wire.metadata.clone(),
+            metadata: manifest::ObjectMeta {
+                deletion_timestamp: self
+                    .shared
+                    .deleted_at
+                    .get()
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                ..self.wire.metadata.clone()
+            },
             spec: self.wire.spec.clone(),
             status: self.status(),
         }

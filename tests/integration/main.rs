@@ -13,3 +13,4 @@ mod sandbox;
 mod security;
 mod supervisor;
 mod support;
+mod table;

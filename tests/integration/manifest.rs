@@ -218,7 +218,7 @@ fn kinds_and_references_are_checked() {
 #[test]
 fn cluster_only_fields_are_accepted_with_a_warning() {
     let spec = PodSpec::from_yaml(
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: node-1\n  dnsPolicy: ClusterFirst\n  containers:\n  - name: a\n    image: hello-p1.wasm\n    imagePullPolicy: IfNotPresent\n    resources: {requests: {memory: 10Mi}}\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  nodeName: node-1\n  dnsPolicy: ClusterFirst\n  containers:\n  - name: a\n    image: hello-p1.wasm\n    imagePullPolicy: IfNotPresent\n",
         images(),
     )
     .unwrap();
@@ -227,11 +227,82 @@ fn cluster_only_fields_are_accepted_with_a_warning() {
         "spec.nodeName",
         "spec.dnsPolicy",
         "spec.containers[0].imagePullPolicy",
-        "spec.containers[0].resources.requests",
     ] {
         assert!(
             w.contains(&format!("{field}: ignored")),
             "no warning for {field}:\n{w}"
         );
     }
+}
+
+/// The QoS classes of the Kubernetes documentation's own examples
+/// ("Configure Quality of Service for Pods": qos-demo … qos-demo-4), and
+/// requests validated and defaulted as the API server does.
+#[test]
+fn qos_classes_of_the_kubernetes_examples_and_requests_checked() {
+    let qos = |containers: &str| {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: qos-demo}}\nspec:\n  containers:\n{containers}"
+        );
+        let spec = PodSpec::from_yaml(&yaml, images()).unwrap();
+        assert!(
+            !spec.warnings.iter().any(|w| w.contains("requests")),
+            "{:?}",
+            spec.warnings
+        );
+        spec.qos_class.as_str()
+    };
+    assert_eq!(
+        qos(
+            "  - name: qos-demo-ctr\n    image: hello-p1.wasm\n    resources:\n      limits: {memory: 200Mi, cpu: 700m}\n      requests: {memory: 200Mi, cpu: 700m}\n"
+        ),
+        "Guaranteed"
+    );
+    assert_eq!(
+        qos(
+            "  - name: qos-demo-ctr\n    image: hello-p1.wasm\n    resources: {limits: {memory: 200Mi, cpu: 700m}}\n"
+        ),
+        "Guaranteed",
+        "requests default to the limits"
+    );
+    assert_eq!(
+        qos(
+            "  - name: qos-demo-2-ctr\n    image: hello-p1.wasm\n    resources:\n      limits: {memory: 200Mi}\n      requests: {memory: 100Mi}\n"
+        ),
+        "Burstable"
+    );
+    assert_eq!(
+        qos("  - name: qos-demo-3-ctr\n    image: hello-p1.wasm\n"),
+        "BestEffort"
+    );
+    assert_eq!(
+        qos(
+            "  - name: qos-demo-4-ctr-1\n    image: hello-p1.wasm\n    resources: {requests: {memory: 200Mi}}\n  - name: qos-demo-4-ctr-2\n    image: hello-p1.wasm\n"
+        ),
+        "Burstable"
+    );
+    let spec = PodSpec::from_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    image: hello-p1.wasm\n    resources: {limits: {cpu: 500m, memory: 64Mi}, requests: {cpu: 250m}}\n",
+        images(),
+    )
+    .unwrap();
+    let r = spec.containers[0].resources;
+    assert_eq!(
+        (
+            r.requests.cpu_millis,
+            r.requests.memory,
+            r.limits.cpu_millis
+        ),
+        (Some(250), Some(64 << 20), Some(500))
+    );
+    assert_error(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    image: hello-p1.wasm\n    resources: {limits: {cpu: 500m}, requests: {cpu: '1'}}\n",
+        &[
+            "spec.containers[0].resources.requests[cpu]: Invalid value: \"1\": must be less than or equal to cpu limit of 500m",
+        ],
+    );
+    assert_error(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n  - name: a\n    image: hello-p1.wasm\n    resources: {requests: {gpu: '1'}}\n",
+        &["spec.containers[0].resources.requests[gpu]: Unsupported value: \"gpu\""],
+    );
 }

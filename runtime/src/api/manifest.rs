@@ -63,6 +63,10 @@ pub struct ObjectMeta {
     /// Set by wasipod when the pod is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
+    /// Set by wasipod when the pod's deletion was asked (kubectl's
+    /// `Terminating`); ignored in a manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
     /// Server-side bookkeeping copied from `kubectl get -o yaml`; ignored.
     #[serde(default, skip_serializing)]
     pub resource_version: Option<Value>,

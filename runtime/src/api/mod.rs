@@ -5,6 +5,7 @@
 pub mod manifest;
 pub mod quantity;
 pub mod status;
+pub mod table;
 
 /// `spec.restartPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +35,29 @@ impl RestartPolicy {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => exit_code != 0,
             RestartPolicy::Never => false,
+        }
+    }
+}
+
+/// `status.qosClass`: how Kubernetes classes a pod by its containers'
+/// requests and limits ([`qos_class`](crate::spec::qos_class)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QosClass {
+    /// Every container has cpu and memory limits equal to its requests.
+    Guaranteed,
+    /// Some request or limit, but not Guaranteed.
+    Burstable,
+    /// No container requests or limits cpu or memory.
+    BestEffort,
+}
+
+impl QosClass {
+    /// Kubernetes' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QosClass::Guaranteed => "Guaranteed",
+            QosClass::Burstable => "Burstable",
+            QosClass::BestEffort => "BestEffort",
         }
     }
 }

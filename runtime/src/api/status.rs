@@ -477,6 +477,10 @@ pub struct PodStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub start_time: Option<Time>,
+    /// `Guaranteed`, `Burstable` or `BestEffort`
+    /// ([`QosClass`](crate::api::QosClass)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
     /// Init containers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub init_container_statuses: Vec<ContainerStatus>,

@@ -51,6 +51,8 @@ pub(crate) struct PodShared {
     /// The containers running now, by name: the worker inserts each run and
     /// removes it when it ends; termination stops those it finds here.
     running: Mutex<HashMap<String, Container>>,
+    /// When the first deletion was asked (`metadata.deletionTimestamp`).
+    pub deleted_at: std::sync::OnceLock<crate::api::status::Time>,
 }
 
 impl PodShared {
@@ -69,6 +71,7 @@ impl PodShared {
             status,
             lifecycle: watch::channel(Lifecycle::Created).0,
             running: Mutex::new(HashMap::new()),
+            deleted_at: std::sync::OnceLock::new(),
         }
     }
 

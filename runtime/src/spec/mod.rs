@@ -16,6 +16,7 @@ pub mod field;
 pub mod image;
 mod names;
 pub mod network;
+pub mod resources;
 mod validate;
 pub mod wasm;
 
@@ -24,6 +25,7 @@ pub use env::{EnvValue, Environment, ExpansionTooLarge, MAX_EXPANDED_BYTES};
 pub use field::FieldPath;
 pub use image::{ImageRef, ImageResolver, LocalFiles};
 pub(crate) use names::{is_dns_label, is_dns_subdomain, is_uuid, truncate_hostname};
+pub use resources::{ResourceList, Resources, qos_class};
 use validate::Validator;
 pub use wasm::{ImageInfo, WasiVersion};
 
@@ -65,6 +67,8 @@ pub struct PodSpec {
     pub termination_grace_period: Duration,
     /// `spec.activeDeadlineSeconds`.
     pub active_deadline: Option<Duration>,
+    /// `status.qosClass`, from the containers' requests and limits.
+    pub qos_class: crate::api::QosClass,
     /// Fields that were accepted but have no effect here, with the reason.
     pub warnings: Vec<String>,
     /// Pod ports published on the host (`hostPort`; the CLI's `--publish`
@@ -115,6 +119,8 @@ pub struct ContainerSpec {
     pub mounts: Vec<MountSpec>,
     /// `resources.limits.memory` in bytes.
     pub memory_limit: Option<u64>,
+    /// `resources`, requests defaulted from limits.
+    pub resources: Resources,
     /// The mount holding `workingDir` (index into `mounts`) and the path
     /// inside it: relative paths resolve there. `None` with a `workingDir`:
     /// it is in the container's root.
@@ -289,6 +295,11 @@ impl PodSpec {
             .chain(&self.containers)
             .filter_map(|c| c.memory_limit)
             .max()
+    }
+
+    /// Every container, init containers first.
+    pub fn all_containers(&self) -> impl Iterator<Item = &ContainerSpec> {
+        self.init_containers.iter().chain(&self.containers)
     }
 
     /// A copy with another name (and a fresh uid), for running many pods

@@ -87,9 +87,10 @@ enum Command {
     Get {
         /// A pod's name; all pods when absent.
         pod: Option<String>,
-        /// Print the Pod object in this format.
+        /// Print the Pod object as YAML or JSON, or the table with more
+        /// columns (IP, QOS).
         #[arg(short, long, value_enum)]
-        output: Option<Format>,
+        output: Option<GetFormat>,
         /// The pod's namespace.
         #[arg(short, long, default_value = "default")]
         namespace: String,
@@ -116,6 +117,14 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
+}
+
+/// How `wasipod get` prints.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum GetFormat {
+    Yaml,
+    Json,
+    Wide,
 }
 
 /// How a Pod document or a report is printed.

@@ -114,10 +114,22 @@ fn run_prints_prefixed_output_and_exits_zero_on_success() {
     assert_eq!(
         listing
             .lines()
-            .filter(|l| l.contains(" demo ") && l.contains("Succeeded"))
+            .filter(|l| l.contains(" demo ") && l.contains(" Completed "))
             .count(),
         2,
+        "kubectl's STATUS of a succeeded pod: {listing}"
+    );
+    assert!(
+        listing.starts_with("NAMESPACE   NAME   READY   STATUS      RESTARTS   AGE\n"),
         "{listing}"
+    );
+    let wide = text(&env.run(&["get", "-o", "wide"]).stdout);
+    let line = wide.lines().nth(1).unwrap();
+    assert!(
+        wide.lines().next().unwrap().ends_with("IP          QOS")
+            && line.contains(" 10.88.")
+            && line.ends_with(" Burstable"),
+        "{wide}"
     );
     let out = env.run(&["rm", "--all"]);
     assert_eq!(out.status.code(), Some(0));

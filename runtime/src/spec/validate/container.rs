@@ -186,39 +186,18 @@ impl Validator<'_> {
         }
 
         // Resources.
-        let mut memory_limit = None;
-        if let Some(r) = &c.resources {
-            for (k, v) in &r.limits {
-                let f = format!("{field}.resources.limits[{k}]");
-                match k.as_str() {
-                    "memory" => match parse_memory(&value_text(v)) {
-                        Ok(0) => self.err(f, "Invalid value: \"0\": must be greater than 0"),
-                        Ok(b) => memory_limit = Some(b),
-                        Err(e) => self.err(f, format!("Invalid value: {e}")),
-                    },
-                    "cpu" => {
-                        if let Err(e) = crate::api::quantity::parse_quantity(&value_text(v)) {
-                            self.err(f.clone(), format!("Invalid value: {e}"));
-                        }
-                        self.warnings.push(format!(
-                            "{f}: not enforced as a quota; guests share the CPU fairly through epoch preemption"
-                        ));
-                    }
-                    "ephemeral-storage" => {
-                        self.warnings.push(format!("{f}: ignored (not enforced on the host folders)"));
-                    }
-                    other => self.err(
-                        f,
-                        format!("Unsupported value: {other:?}: supported values: \"cpu\", \"memory\", \"ephemeral-storage\""),
-                    ),
-                }
-            }
-            self.ignored(
-                &format!("{field}.resources.requests"),
-                !r.requests.is_empty(),
-                "requests only matter to a cluster scheduler",
+        let resources = c
+            .resources
+            .as_ref()
+            .map(|r| self.resources(r, field))
+            .unwrap_or_default();
+        if resources.limits.memory == Some(0) {
+            self.err(
+                format!("{field}.resources.limits[memory]"),
+                "Invalid value: \"0\": must be greater than 0",
             );
         }
+        let memory_limit = resources.limits.memory.filter(|&m| m != 0);
 
         // Mounts.
         let mut mounts = Vec::new();
@@ -429,6 +408,7 @@ impl Validator<'_> {
             working_dir: c.working_dir.clone(),
             mounts,
             memory_limit,
+            resources,
             working_dir_mount,
             read_only_root: c
                 .security_context

@@ -7,6 +7,7 @@ mod host;
 mod image;
 mod ports;
 mod probe;
+mod resources;
 mod security;
 mod volume;
 
@@ -255,6 +256,12 @@ impl Validator<'_> {
             }
         }
 
+        let qos_class = qos_class(
+            init_containers
+                .iter()
+                .chain(&containers)
+                .map(|c: &ContainerSpec| &c.resources),
+        );
         let mut wire = pod.clone();
         wire.api_version = "v1".into();
         wire.kind = "Pod".into();
@@ -263,6 +270,19 @@ impl Validator<'_> {
         wire.metadata.uid = Some(uid.clone());
         wire.spec.restart_policy = Some(restart_policy.as_str().into());
         wire.spec.termination_grace_period_seconds = Some(grace.as_secs() as i64);
+        for c in wire
+            .spec
+            .init_containers
+            .iter_mut()
+            .chain(&mut wire.spec.containers)
+        {
+            // The API server defaults each missing request from its limit.
+            if let Some(r) = &mut c.resources {
+                for (k, v) in &r.limits {
+                    r.requests.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
 
         Some(PodSpec {
             name,
@@ -277,6 +297,7 @@ impl Validator<'_> {
             restart_policy,
             termination_grace_period: grace,
             active_deadline,
+            qos_class,
             warnings: std::mem::take(&mut self.warnings),
             publish: std::mem::take(&mut self.publish),
             outbound,
