@@ -14,3 +14,4 @@ mod security;
 mod supervisor;
 mod support;
 mod table;
+mod termination_message;

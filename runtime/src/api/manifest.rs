@@ -263,12 +263,13 @@ pub struct Container {
     /// Gates the other probes until the container has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup_probe: Option<Probe>,
-    /// Ignored: the log is the termination record.
+    /// Where the guest writes its termination message (default
+    /// `/dev/termination-log`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub termination_message_path: Option<Value>,
-    /// Ignored: the log is the termination record.
+    pub termination_message_path: Option<String>,
+    /// `File` (default) or `FallbackToLogsOnError`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub termination_message_policy: Option<Value>,
+    pub termination_message_policy: Option<String>,
     /// Accepted when false; guests' stdin is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<bool>,

@@ -6,7 +6,9 @@ mod files;
 mod synthetic;
 
 pub(crate) use files::FileBudget;
-pub(crate) use synthetic::{Placeholders as PlaceholderFiles, PodFiles};
+pub(crate) use synthetic::{
+    Placeholders as PlaceholderFiles, PodFiles, TERMINATION_MESSAGE_MAX, TerminationLog,
+};
 
 use crate::sync::lock;
 use std::collections::HashMap;

@@ -8,6 +8,7 @@
 //! | `/dev/zero` | zeros | accepted, discarded | character device |
 //! | `/dev/full` | zeros | fails with `ENOSPC` | character device |
 //! | `/dev/random`, `/dev/urandom` | random bytes (the generator of WASI random) | accepted, discarded | character device |
+//! | `/dev/termination-log` | what was written | kept (the last 4 KiB) for the container's termination message | regular file |
 //! | `/etc/hostname` | the pod's hostname | refused | regular file |
 //! | `/etc/hosts` | the kubelet's managed hosts file | refused | regular file |
 //!
@@ -63,17 +64,19 @@ pub(crate) enum Kind {
     Full,
     Random,
     Urandom,
+    TerminationLog,
     Hostname,
     Hosts,
 }
 
 /// Each kind, its folder and its name.
-const KINDS: [(Kind, &str, &str); 7] = [
+const KINDS: [(Kind, &str, &str); 8] = [
     (Kind::Null, "dev", "null"),
     (Kind::Zero, "dev", "zero"),
     (Kind::Full, "dev", "full"),
     (Kind::Random, "dev", "random"),
     (Kind::Urandom, "dev", "urandom"),
+    (Kind::TerminationLog, "dev", "termination-log"),
     (Kind::Hostname, "etc", "hostname"),
     (Kind::Hosts, "etc", "hosts"),
 ];
@@ -84,7 +87,12 @@ const MAX_READ: usize = 1 << 20;
 
 impl Kind {
     fn is_device(self) -> bool {
-        !matches!(self, Kind::Hostname | Kind::Hosts)
+        !matches!(self, Kind::Hostname | Kind::Hosts | Kind::TerminationLog)
+    }
+
+    /// Whether a guest may open it for writing.
+    fn writable(self) -> bool {
+        self.is_device() || self == Kind::TerminationLog
     }
 
     /// Fills `buf` with what a read at `pos` returns; how many bytes.
@@ -99,6 +107,7 @@ impl Kind {
                 rand::rng().fill_bytes(buf);
                 buf.len()
             }
+            Kind::TerminationLog => pod.termination().read_at(pos, buf),
             Kind::Hostname | Kind::Hosts => {
                 let content = pod.content(self);
                 let start = usize::try_from(pos)
@@ -115,8 +124,114 @@ impl Kind {
     fn size(self, pod: &PodFiles) -> u64 {
         match self {
             Kind::Hostname | Kind::Hosts => pod.content(self).len() as u64,
+            Kind::TerminationLog => pod.termination().len(),
             _ => 0,
         }
+    }
+
+    /// A write of `bytes` at `pos`: how many bytes were taken, or `None`
+    /// when the file refuses writes (`/dev/full`: no space).
+    fn write(self, pod: &PodFiles, pos: u64, bytes: &[u8]) -> Option<usize> {
+        match self {
+            Kind::Full => None,
+            Kind::TerminationLog => {
+                pod.termination().write_at(pos, bytes);
+                Some(bytes.len())
+            }
+            _ => Some(bytes.len()),
+        }
+    }
+}
+
+/// Most bytes of a termination message (the kubelet's limit): the file
+/// keeps its last 4 KiB.
+pub(crate) const TERMINATION_MESSAGE_MAX: usize = 4096;
+
+/// A container's `/dev/termination-log`: its length, and its last
+/// [`TERMINATION_MESSAGE_MAX`] bytes (what the kubelet would read of it).
+/// Shared by the container's run and its execs.
+#[derive(Debug, Default)]
+pub(crate) struct TerminationLog(std::sync::Mutex<Tail>);
+
+#[derive(Debug, Default)]
+struct Tail {
+    /// The file's length.
+    len: u64,
+    /// The bytes from `len - tail.len()` to `len`.
+    tail: Vec<u8>,
+}
+
+impl Tail {
+    fn start(&self) -> u64 {
+        self.len - self.tail.len() as u64
+    }
+
+    /// The file with length `len`, the kept window moved to its end.
+    fn resize(&mut self, len: u64) {
+        let start = len.saturating_sub(TERMINATION_MESSAGE_MAX as u64);
+        let mut tail = vec![0; (len - start) as usize];
+        let old_start = self.start();
+        for (i, b) in tail.iter_mut().enumerate() {
+            let at = start + i as u64;
+            if at >= old_start && at < self.len {
+                *b = self.tail[(at - old_start) as usize];
+            }
+        }
+        self.len = len;
+        self.tail = tail;
+    }
+}
+
+impl TerminationLog {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    fn len(&self) -> u64 {
+        crate::sync::lock(&self.0).len
+    }
+
+    fn write_at(&self, pos: u64, bytes: &[u8]) {
+        let mut t = crate::sync::lock(&self.0);
+        let end = pos.saturating_add(bytes.len() as u64);
+        if end > t.len {
+            t.resize(end);
+        }
+        let start = t.start();
+        for (i, b) in bytes.iter().enumerate() {
+            let at = pos + i as u64;
+            if at >= start && at < t.len {
+                let i = (at - start) as usize;
+                t.tail[i] = *b;
+            }
+        }
+    }
+
+    fn set_len(&self, len: u64) {
+        crate::sync::lock(&self.0).resize(len);
+    }
+
+    /// Reads at `pos` (bytes before the kept window read as zeros).
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> usize {
+        let t = crate::sync::lock(&self.0);
+        let start = t.start();
+        let n = usize::try_from(t.len.saturating_sub(pos))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = pos + i as u64;
+            *b = if at >= start {
+                t.tail[(at - start) as usize]
+            } else {
+                0
+            };
+        }
+        n
+    }
+
+    /// The last [`TERMINATION_MESSAGE_MAX`] bytes written.
+    pub(crate) fn message(&self) -> Vec<u8> {
+        crate::sync::lock(&self.0).tail.clone()
     }
 }
 
@@ -132,10 +247,10 @@ fn candidate(path: &[u8]) -> bool {
 pub(crate) struct Placeholders {
     dir: PathBuf,
     /// (device, inode) of each kind's placeholder, in [`KINDS`] order.
-    ids: [(u64, u64); 7],
+    ids: [(u64, u64); KINDS.len()],
     /// Each placeholder's inode as wasip1 reports it (wasmtime-wasi's
     /// metadata hash of the file, not the host's inode).
-    p1_ids: [u64; 7],
+    p1_ids: [u64; KINDS.len()],
     /// The two folders' (device, inode).
     dirs: [(u64, u64); 2],
     /// One read-only handle on each placeholder, shared by every wasip2
@@ -148,8 +263,8 @@ impl Placeholders {
     pub(crate) fn create(state_dir: &Path) -> Result<Arc<Self>, RuntimeError> {
         let dir = state_dir.join("synthetic");
         let io = |path: PathBuf| move |e| RuntimeError::Io { path, source: e };
-        let mut ids = [(0, 0); 7];
-        let mut p1_ids = [0; 7];
+        let mut ids = [(0, 0); KINDS.len()];
+        let mut p1_ids = [0; KINDS.len()];
         let mut files = Vec::with_capacity(KINDS.len());
         for (i, (_, folder, name)) in KINDS.iter().enumerate() {
             let folder = dir.join(folder);
@@ -263,12 +378,14 @@ fn p1_inode(file: &std::fs::File) -> Option<u64> {
     }
 }
 
-/// What a pod's synthetic files hold.
+/// What a pod's synthetic files hold (and, for one container's guests,
+/// its termination log).
 #[derive(Debug)]
 pub(crate) struct PodFiles {
     placeholders: Arc<Placeholders>,
     hostname: Vec<u8>,
     hosts: Vec<u8>,
+    termination: Arc<TerminationLog>,
 }
 
 impl PodFiles {
@@ -278,7 +395,23 @@ impl PodFiles {
             placeholders,
             hostname: format!("{hostname}\n").into_bytes(),
             hosts: hosts_file(hostname, ip).into_bytes(),
+            termination: TerminationLog::new(),
         })
+    }
+
+    /// The files of one container's guests: the pod's, with this
+    /// container's `/dev/termination-log`.
+    pub(crate) fn with_termination_log(&self, log: Arc<TerminationLog>) -> Arc<Self> {
+        Arc::new(Self {
+            placeholders: self.placeholders.clone(),
+            hostname: self.hostname.clone(),
+            hosts: self.hosts.clone(),
+            termination: log,
+        })
+    }
+
+    fn termination(&self) -> &TerminationLog {
+        &self.termination
     }
 
     fn content(&self, kind: Kind) -> &[u8] {
@@ -381,12 +514,15 @@ pub(super) async fn p2_open_at(
         _ => None,
     };
     match kind {
-        Some(kind) if !retried || kind.is_device() => {
+        Some(kind) if !retried || kind.writable() => {
             if let Ok(FsDescriptor::File(f)) = state.table.get_mut(&opened) {
                 f.file = pod.placeholders.handle(kind);
                 if wants_write {
                     f.open_mode |= OpenMode::WRITE;
                 }
+            }
+            if kind == Kind::TerminationLog && open_flags.contains(OpenFlags::TRUNCATE) {
+                pod.termination().set_len(0);
             }
             Ok(Ok(opened))
         }
@@ -453,14 +589,55 @@ fn input_stream(kind: Kind, pod: &PodFiles, offset: u64) -> DynInputStream {
                 .min(content.len());
             Box::new(MemoryInputPipe::new(content[start..].to_vec()))
         }
+        Kind::TerminationLog => {
+            let mut buf = vec![0; MAX_READ];
+            let n = kind.fill(pod, offset, &mut buf);
+            buf.truncate(n);
+            Box::new(MemoryInputPipe::new(buf))
+        }
     }
 }
 
-fn output_stream(kind: Kind) -> DynOutputStream {
+/// A stream writing at `offset`, or appending when `None`.
+fn output_stream(kind: Kind, pod: &Arc<PodFiles>, offset: Option<u64>) -> DynOutputStream {
     match kind {
         Kind::Full => Box::new(NoSpace),
+        Kind::TerminationLog => Box::new(TerminationStream {
+            pod: pod.clone(),
+            offset,
+        }),
         _ => Box::new(SinkOutputStream),
     }
+}
+
+/// A stream into a termination log.
+struct TerminationStream {
+    pod: Arc<PodFiles>,
+    /// Where the next write goes; `None`: the end.
+    offset: Option<u64>,
+}
+
+impl OutputStream for TerminationStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let log = self.pod.termination();
+        let at = self.offset.unwrap_or_else(|| log.len());
+        log.write_at(at, &bytes);
+        if let Some(o) = &mut self.offset {
+            *o = at.saturating_add(bytes.len() as u64);
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_READ)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for TerminationStream {
+    async fn ready(&mut self) {}
 }
 
 /// The stat of a synthetic file, from its placeholder's.
@@ -507,7 +684,11 @@ pub(crate) fn add_p2(linker: &mut wasmtime::component::Linker<P2State>) -> wasmt
             Box::new(async move {
                 let state = store.data_mut();
                 match p2_kind(state, &fd) {
-                    Some((kind, true, _)) => Ok((Ok(state.table.push(output_stream(kind))?),)),
+                    Some((kind, true, pod)) => Ok((Ok(state.table.push(output_stream(
+                        kind,
+                        &pod,
+                        Some(offset),
+                    ))?),)),
                     Some(_) => Ok((Err(ErrorCode::BadDescriptor),)),
                     None => fs(state.filesystem().write_via_stream(fd, offset)),
                 }
@@ -520,7 +701,9 @@ pub(crate) fn add_p2(linker: &mut wasmtime::component::Linker<P2State>) -> wasmt
             Box::new(async move {
                 let state = store.data_mut();
                 match p2_kind(state, &fd) {
-                    Some((kind, true, _)) => Ok((Ok(state.table.push(output_stream(kind))?),)),
+                    Some((kind, true, pod)) => {
+                        Ok((Ok(state.table.push(output_stream(kind, &pod, None))?),))
+                    }
                     Some(_) => Ok((Err(ErrorCode::BadDescriptor),)),
                     None => fs(state.filesystem().append_via_stream(fd)),
                 }
@@ -552,8 +735,10 @@ pub(crate) fn add_p2(linker: &mut wasmtime::component::Linker<P2State>) -> wasmt
             Box::new(async move {
                 let state = store.data_mut();
                 match p2_kind(state, &fd) {
-                    Some((Kind::Full, true, _)) => Ok((Err(ErrorCode::InsufficientSpace),)),
-                    Some((_, true, _)) => Ok((Ok(buf.len() as u64),)),
+                    Some((kind, true, pod)) => match kind.write(&pod, offset, &buf) {
+                        Some(n) => Ok((Ok(n as u64),)),
+                        None => Ok((Err(ErrorCode::InsufficientSpace),)),
+                    },
                     Some(_) => Ok((Err(ErrorCode::BadDescriptor),)),
                     None => fs(state.filesystem().write(fd, buf, offset).await),
                 }
@@ -610,6 +795,10 @@ pub(crate) fn add_p2(linker: &mut wasmtime::component::Linker<P2State>) -> wasmt
                 match p2_kind(state, &fd) {
                     // Truncating a device (`> /dev/null`) does nothing.
                     Some((kind, true, _)) if kind.is_device() => Ok((Ok(()),)),
+                    Some((Kind::TerminationLog, true, pod)) => {
+                        pod.termination().set_len(size);
+                        Ok((Ok(()),))
+                    }
                     Some(_) => Ok((Err(ErrorCode::BadDescriptor),)),
                     None => fs(state.filesystem().set_size(fd, size).await),
                 }
@@ -652,9 +841,11 @@ pub(crate) struct P1Files {
 #[derive(Debug, Clone, Copy)]
 struct P1Open {
     kind: Kind,
-    /// The file position (only `/etc` files have one that moves).
+    /// The file position (devices have none that moves).
     pos: u64,
     write: bool,
+    /// Writes go to the end (`O_APPEND`).
+    append: bool,
 }
 
 impl P1Files {
@@ -771,26 +962,34 @@ fn p1_read(
     Ok(total as u64)
 }
 
-/// A write to a synthetic descriptor: its length, stored at `nwritten`.
+/// A write to a synthetic descriptor at `pos` (`None`: the end): its
+/// length, stored at `nwritten` and returned.
 fn p1_write(
     caller: &mut Caller<'_, P1State>,
     open: P1Open,
+    pod: &PodFiles,
+    pos: Option<u64>,
     iovs: i32,
     count: i32,
     nwritten: i32,
-) -> i32 {
+) -> Result<u64, i32> {
     if !open.write {
-        return errno(Errno::Badf);
+        return Err(errno(Errno::Badf));
     }
-    if open.kind == Kind::Full {
-        return errno(Errno::Nospc);
+    let mem = memory(caller)?;
+    let mut at = pos.unwrap_or_else(|| open.kind.size(pod));
+    let mut total = 0u64;
+    for buf in iovecs(mem, iovs, count)? {
+        let n = open
+            .kind
+            .write(pod, at, &mem[buf])
+            .ok_or(errno(Errno::Nospc))?;
+        at = at.saturating_add(n as u64);
+        total += n as u64;
     }
-    let written = memory(caller).and_then(|mem| {
-        let total: usize = iovecs(mem, iovs, count)?.iter().map(|r| r.len()).sum();
-        let total = u32::try_from(total).map_err(|_| errno(Errno::Inval))?;
-        write_bytes(mem, nwritten, &total.to_le_bytes())
-    });
-    written.err().unwrap_or(0)
+    let total32 = u32::try_from(total).map_err(|_| errno(Errno::Inval))?;
+    write_bytes(mem, nwritten, &total32.to_le_bytes())?;
+    Ok(total)
 }
 
 /// Rights of a descriptor that may be written.
@@ -912,15 +1111,21 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
                     return Ok(first);
                 };
                 match p1_identify(&mut caller, new).await {
-                    Some(kind) if !retried || kind.is_device() => {
+                    Some(kind) if !retried || kind.writable() => {
                         caller.data_mut().synthetic.open.insert(
                             new,
                             P1Open {
                                 kind,
                                 pos: 0,
                                 write: wants_write,
+                                append: fdflags & FDFLAGS_APPEND != 0,
                             },
                         );
+                        if kind == Kind::TerminationLog && oflags & O_TRUNC != 0 {
+                            if let Some(pod) = caller.data().synthetic.pod.clone() {
+                                pod.termination().set_len(0);
+                            }
+                        }
                         Ok(0)
                     }
                     _ if retried => {
@@ -974,9 +1179,20 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
         "fd_write",
         |mut caller: Caller<'_, P1State>, (fd, iovs, count, nwritten): (i32, i32, i32, i32)| {
             Box::new(async move {
-                match caller.data().synthetic.get(fd) {
-                    Some((open, _)) => Ok(p1_write(&mut caller, open, iovs, count, nwritten)),
-                    None => original!(caller, fd_write(fd, iovs, count, nwritten)),
+                let Some((open, pod)) = caller.data().synthetic.get(fd) else {
+                    return original!(caller, fd_write(fd, iovs, count, nwritten));
+                };
+                let at = (!open.append).then_some(open.pos);
+                match p1_write(&mut caller, open, &pod, at, iovs, count, nwritten) {
+                    Ok(n) => {
+                        if let Some(o) = caller.data_mut().synthetic.open.get_mut(&(fd as u32))
+                            && !open.kind.is_device()
+                        {
+                            o.pos = at.unwrap_or_else(|| open.kind.size(&pod) - n) + n;
+                        }
+                        Ok(0)
+                    }
+                    Err(e) => Ok(e),
                 }
             })
         },
@@ -988,7 +1204,16 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
          (fd, iovs, count, offset, nwritten): (i32, i32, i32, i64, i32)| {
             Box::new(async move {
                 match caller.data().synthetic.get(fd) {
-                    Some((open, _)) => Ok(p1_write(&mut caller, open, iovs, count, nwritten)),
+                    Some((open, pod)) => Ok(p1_write(
+                        &mut caller,
+                        open,
+                        &pod,
+                        Some(offset as u64),
+                        iovs,
+                        count,
+                        nwritten,
+                    )
+                    .map_or_else(|e| e, |_| 0)),
                     None => original!(caller, fd_pwrite(fd, iovs, count, offset, nwritten)),
                 }
             })
@@ -1120,6 +1345,10 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
             Box::new(async move {
                 match caller.data().synthetic.get(fd) {
                     Some((open, _)) if open.write && open.kind.is_device() => Ok(0),
+                    Some((open, pod)) if open.write && open.kind == Kind::TerminationLog => {
+                        pod.termination().set_len(size as u64);
+                        Ok(0)
+                    }
                     Some(_) => Ok(errno(Errno::Badf)),
                     None => original!(caller, fd_filestat_set_size(fd, size)),
                 }

@@ -19,8 +19,9 @@ use crate::api::status::{
     self, ConditionStatus, ConditionType, EventReason, EventType, Exit, ExitReason, PodPhase,
     WaitingReason,
 };
+use crate::log::LogOptions;
 use crate::sandbox::{Container, ContainerConfig, RunState, Signal};
-use crate::spec::ContainerSpec;
+use crate::spec::{ContainerSpec, TerminationMessagePolicy};
 
 /// Why the worker stopped running containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +316,7 @@ fn container_config(
         working_dir_mount: c.working_dir_mount.clone(),
         memory_limit: c.memory_limit,
         read_only_root: c.read_only_root,
+        termination_message_path: Some(c.termination_message_path.clone()),
         field: c.field.clone(),
     })
 }
@@ -348,8 +350,11 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec) -> Exit {
         return start_failed(pod, c, &e);
     }
     pod.set_running(&c.name, Some(container.clone()));
-    let exit = supervise_run(pod, c, &container).await;
+    let mut exit = supervise_run(pod, c, &container).await;
     pod.set_running(&c.name, None);
+    if let Some(message) = termination_message(pod, c, &container, &exit) {
+        exit.message = Some(message);
+    }
 
     let (type_, reason, text) = match exit.reason {
         ExitReason::Completed => (
@@ -382,6 +387,39 @@ async fn run_once(pod: &PodShared, c: &ContainerSpec) -> Exit {
     pod.status
         .update_container(c, |cs| cs.terminate(&exit, status::now()));
     exit
+}
+
+/// `state.terminated.message` of a run, as the kubelet makes it: what the
+/// guest wrote to its termination message file; with
+/// `FallbackToLogsOnError`, when that is empty and the run failed, the end
+/// of its log (the last 80 lines, at most 2 KiB). `None`: neither, and the
+/// runtime's own message (a trap, the memory limit) stays.
+fn termination_message(
+    pod: &PodShared,
+    c: &ContainerSpec,
+    container: &Container,
+    exit: &Exit,
+) -> Option<String> {
+    let written = container.termination_message();
+    if !written.is_empty() {
+        return Some(String::from_utf8_lossy(&written).into_owned());
+    }
+    if c.termination_message_policy != TerminationMessagePolicy::FallbackToLogsOnError
+        || exit.code == 0
+    {
+        return None;
+    }
+    let path = pod
+        .sandbox
+        .layout()
+        .log(&c.name, container.config().attempt);
+    let options = LogOptions {
+        tail_lines: Some(80),
+        limit_bytes: Some(2048),
+        ..LogOptions::container(&c.name)
+    };
+    let tail = crate::log::read(&path, &options, true).ok()?;
+    (!tail.is_empty()).then(|| String::from_utf8_lossy(&tail).into_owned())
 }
 
 /// One run from its start to its end.

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use super::SandboxInner;
 use super::volume::{ContainerRoot, RunDir, Volumes};
 use crate::api::status::{self, Exit, ExitReason, Time};
-use crate::engine::{GuestConfig, HostDir, Image, Preopen};
+use crate::engine::{
+    GuestConfig, HostDir, Image, Preopen, TERMINATION_MESSAGE_MAX, TerminationLog,
+};
 use crate::error::RuntimeError;
 use crate::log::ContainerLog;
 use crate::spec::{MountSpec, VolumeSource};
@@ -25,6 +27,7 @@ pub(crate) const RUN_DIR_GUEST: &str = "/run/wasipod";
 pub const SIGTERM_HANDLER_FILE: &str = "sigterm-handler";
 /// Created by wasipod when it sends SIGTERM (in `/run/wasipod`).
 pub const TERMINATION_FILE: &str = "terminate";
+pub use crate::spec::DEFAULT_TERMINATION_MESSAGE_PATH;
 /// Most bytes of output an exec keeps.
 const EXEC_OUTPUT_MAX: usize = 1 << 20;
 
@@ -57,6 +60,10 @@ pub struct ContainerConfig {
     /// `securityContext.readOnlyRootFilesystem`: the guest's `/` (and the
     /// `/tmp` in it) cannot be written.
     pub read_only_root: bool,
+    /// Where the guest writes its termination message
+    /// ([`Container::termination_message`]); `None`:
+    /// [`DEFAULT_TERMINATION_MESSAGE_PATH`].
+    pub termination_message_path: Option<String>,
     /// What to name in messages, e.g. `spec.containers[1]`.
     pub field: String,
 }
@@ -75,6 +82,7 @@ impl ContainerConfig {
             working_dir_mount: None,
             memory_limit: None,
             read_only_root: false,
+            termination_message_path: None,
             field: name.to_string(),
         }
     }
@@ -139,6 +147,8 @@ pub(crate) struct ContainerInner {
     run_dir: RunDir,
     /// The guest's root, unless a volume is mounted at `/`.
     root: Option<ContainerRoot>,
+    /// Its `/dev/termination-log`, shared by its run and its execs.
+    termination: Arc<TerminationLog>,
     run: Arc<Run>,
     /// The guest's set-up, until it is started.
     pending: Mutex<Option<GuestConfig>>,
@@ -212,7 +222,16 @@ impl Container {
             path: log_path,
             source: e,
         })?;
-        let guest = guest_config(&sandbox, &config, None, preopens, &dirs.run_dir.0, log);
+        let termination = TerminationLog::new();
+        let guest = guest_config(
+            &sandbox,
+            &config,
+            None,
+            preopens,
+            &dirs.run_dir.0,
+            log,
+            &termination,
+        );
         let id = format!(
             "wasipod://{}/{}/{}",
             sandbox.config.uid, config.name, config.attempt
@@ -224,6 +243,7 @@ impl Container {
                 config,
                 run_dir: dirs.run_dir,
                 root: dirs.root,
+                termination,
                 run: Arc::new(Run {
                     state: watch::channel(RunState::Created).0,
                     kill: watch::channel(None).0,
@@ -370,6 +390,30 @@ impl Container {
         super::state::remove_in_background(aside);
     }
 
+    /// What the guest wrote to its termination message file
+    /// ([`ContainerConfig::termination_message_path`]): at most its last
+    /// 4 KiB, as the kubelet reads it; empty when there is none. The
+    /// default path, `/dev/termination-log`, is a file the runtime keeps
+    /// for each run; another path is read from the container's root or
+    /// the volume mounted there.
+    pub fn termination_message(&self) -> Vec<u8> {
+        let config = &self.inner.config;
+        match config.termination_message_path.as_deref() {
+            None | Some(DEFAULT_TERMINATION_MESSAGE_PATH) => self.inner.termination.message(),
+            Some(path) => volumes_of(&self.inner.sandbox)
+                .ok()
+                .and_then(|v| {
+                    v.read_tail(
+                        &config.mounts,
+                        self.inner.root.as_ref(),
+                        path,
+                        TERMINATION_MESSAGE_MAX,
+                    )
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// Whether the run has ended.
     pub fn has_exited(&self) -> bool {
         matches!(*self.inner.run.state.borrow(), RunState::Exited(_))
@@ -403,6 +447,7 @@ impl Container {
             preopens,
             &self.inner.run_dir.0,
             log.clone(),
+            &self.inner.termination,
         );
         let exit = sandbox.node.engine.run(&config.image, guest).await;
         Ok(ExecResult {
@@ -433,6 +478,7 @@ fn guest_config(
     mut preopens: Vec<Preopen>,
     run_path: &std::path::Path,
     log: ContainerLog,
+    termination: &Arc<TerminationLog>,
 ) -> GuestConfig {
     let mut env = config.env.clone();
     // As container runtimes do, HOSTNAME is the pod's hostname unless set.
@@ -482,7 +528,7 @@ fn guest_config(
         log,
         memory_limit: config.memory_limit,
         net: sandbox.net.clone(),
-        synthetic: synthetic.then(|| sandbox.files.clone()),
+        synthetic: synthetic.then(|| sandbox.files.with_termination_log(termination.clone())),
         // A host folder may be slow (a network disk) or hold a FIFO whose
         // open never returns: its calls go to the blocking pool, so that
         // the executor thread, shared with other pods, never waits on it.

@@ -47,8 +47,8 @@ use tokio::sync::broadcast;
 
 pub use crate::engine::{CacheOrigin, Image};
 pub use container::{
-    Container, ContainerConfig, ContainerExit, ExecResult, RunState, SIGTERM_HANDLER_FILE, Signal,
-    TERMINATION_FILE,
+    Container, ContainerConfig, ContainerExit, DEFAULT_TERMINATION_MESSAGE_PATH, ExecResult,
+    RunState, SIGTERM_HANDLER_FILE, Signal, TERMINATION_FILE,
 };
 pub use layout::PodLayout;
 

@@ -237,6 +237,60 @@ impl Volumes {
         Ok(out)
     }
 
+    /// The last `max` bytes of the regular file at the guest path `path`
+    /// of a container with these mounts and root (how a custom
+    /// `terminationMessagePath` is read after the run). Opened through
+    /// cap-std inside the mount or root that holds it, never following a
+    /// link out of it, without blocking on a FIFO; `None` when there is no
+    /// such file.
+    pub(crate) fn read_tail(
+        &self,
+        mounts: &[MountSpec],
+        root: Option<&ContainerRoot>,
+        path: &str,
+        max: usize,
+    ) -> Option<Vec<u8>> {
+        use cap_std::fs::OpenOptionsExt;
+        use std::io::{Read, Seek, SeekFrom};
+        let within = |base: &str| {
+            let base = base.trim_end_matches('/');
+            path.strip_prefix(base)
+                .filter(|rest| rest.starts_with('/'))
+                .map(|rest| rest.trim_start_matches('/'))
+        };
+        let mount = mounts
+            .iter()
+            .filter_map(|m| Some((m, within(&m.mount_path)?)))
+            .max_by_key(|(m, _)| m.mount_path.len());
+        let (dir, rest) = match mount {
+            Some((m, rest)) => {
+                let dir = Dir::open_ambient_dir(&self.roots[m.volume], ambient_authority()).ok()?;
+                match &m.sub_path {
+                    Some(sub) => (dir.open_dir(sub).ok()?, rest),
+                    None => (dir, rest),
+                }
+            }
+            None => (root?.open("").ok()?, path.trim_start_matches('/')),
+        };
+        let mut file = dir
+            .open_with(
+                rest,
+                cap_std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK),
+            )
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let skip = meta.len().saturating_sub(max as u64);
+        file.seek(SeekFrom::Start(skip)).ok()?;
+        let mut out = Vec::new();
+        file.take(max as u64).read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+
     /// New folders for a container's next run (`first`: its first run,
     /// when the container's folder does not exist yet): an empty runtime
     /// folder (the guest's `/run/wasipod`), and, when `root` is asked for,

@@ -37,6 +37,10 @@ use crate::api::manifest::{self, ManifestFile};
 use crate::error::ManifestError;
 use network::{OutboundRule, PortMapping};
 
+/// Where a guest writes its termination message unless told otherwise
+/// (Kubernetes' default `terminationMessagePath`).
+pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+
 /// Kubernetes' default grace period.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
@@ -127,6 +131,10 @@ pub struct ContainerSpec {
     pub working_dir_mount: Option<(usize, String)>,
     /// `securityContext.readOnlyRootFilesystem`.
     pub read_only_root: bool,
+    /// `terminationMessagePath` (default `/dev/termination-log`).
+    pub termination_message_path: String,
+    /// `terminationMessagePolicy` (default `File`).
+    pub termination_message_policy: TerminationMessagePolicy,
     /// `startupProbe`.
     pub startup_probe: Option<ProbeSpec>,
     /// `livenessProbe`.
@@ -139,6 +147,27 @@ pub struct ContainerSpec {
     pub pre_stop: Option<Action>,
     /// An init container with `restartPolicy: Always`: a native sidecar.
     pub sidecar: bool,
+}
+
+/// `terminationMessagePolicy`: where `state.terminated.message` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TerminationMessagePolicy {
+    /// The termination message file only.
+    #[default]
+    File,
+    /// The file; when it is empty and the container failed, the end of its
+    /// log (the last 80 lines, at most 2 KiB).
+    FallbackToLogsOnError,
+}
+
+impl TerminationMessagePolicy {
+    /// Kubernetes' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerminationMessagePolicy::File => "File",
+            TerminationMessagePolicy::FallbackToLogsOnError => "FallbackToLogsOnError",
+        }
+    }
 }
 
 /// What a probe or hook does.

@@ -131,11 +131,8 @@ impl Validator<'_> {
             c.image_pull_policy.is_some(),
             "images are local .wasm files",
         );
-        self.ignored(
-            &format!("{field}.terminationMessagePath"),
-            c.termination_message_path.is_some() || c.termination_message_policy.is_some(),
-            "the container log holds the termination message",
-        );
+        let (termination_message_path, termination_message_policy) =
+            self.termination_message(c, field);
         self.security_context(c, field);
 
         // Ports.
@@ -409,6 +406,8 @@ impl Validator<'_> {
             mounts,
             memory_limit,
             resources,
+            termination_message_path,
+            termination_message_policy,
             working_dir_mount,
             read_only_root: c
                 .security_context
@@ -434,5 +433,50 @@ impl Validator<'_> {
             return None;
         }
         Some(spec)
+    }
+
+    /// `terminationMessagePath` (absolute, clean; under `/dev` only the
+    /// default, the one file there a guest can write) and
+    /// `terminationMessagePolicy`, with Kubernetes' defaults.
+    fn termination_message(
+        &mut self,
+        c: &manifest::Container,
+        field: &str,
+    ) -> (String, TerminationMessagePolicy) {
+        let default = DEFAULT_TERMINATION_MESSAGE_PATH;
+        let path = c
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| default.into());
+        let f = format!("{field}.terminationMessagePath");
+        if !path.starts_with('/')
+            || Path::new(&path)
+                .components()
+                .any(|c| c == Component::ParentDir)
+        {
+            self.push(field::invalid(
+                f,
+                &path,
+                "must be an absolute path without '..'",
+            ));
+        } else if path != default && (path.starts_with("/dev/") || path.starts_with("/etc/")) {
+            self.push(field::invalid(
+                f,
+                &path,
+                "/dev and /etc are read-only in a wasipod guest; use the default /dev/termination-log or a path in the root or a volume",
+            ));
+        }
+        let policy = match c.termination_message_policy.as_deref() {
+            None | Some("File") => TerminationMessagePolicy::File,
+            Some("FallbackToLogsOnError") => TerminationMessagePolicy::FallbackToLogsOnError,
+            Some(other) => {
+                self.err(
+                    format!("{field}.terminationMessagePolicy"),
+                    format!("Unsupported value: {other:?}: supported values: \"File\", \"FallbackToLogsOnError\""),
+                );
+                TerminationMessagePolicy::File
+            }
+        };
+        (path, policy)
     }
 }

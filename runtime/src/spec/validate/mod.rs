@@ -276,6 +276,10 @@ impl Validator<'_> {
             .iter_mut()
             .chain(&mut wire.spec.containers)
         {
+            c.termination_message_path
+                .get_or_insert_with(|| DEFAULT_TERMINATION_MESSAGE_PATH.into());
+            c.termination_message_policy
+                .get_or_insert_with(|| "File".into());
             // The API server defaults each missing request from its limit.
             if let Some(r) = &mut c.resources {
                 for (k, v) in &r.limits {

@@ -71,6 +71,12 @@ pub(crate) fn print_summary(object: &PodObject) {
             "  {name:<20} {state:<11} {reason:<18} {exit:>5} {:>8}",
             c.restart_count
         );
+        // The termination message, as `kubectl describe` shows it.
+        if let wasipod::ContainerState::Terminated(t) = &c.state
+            && let Some(m) = t.message.as_deref().filter(|m| !m.trim().is_empty())
+        {
+            eprintln!("    message: {}", m.trim_end().replace('\n', "\n             "));
+        }
     }
 }
 
