@@ -1121,10 +1121,11 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
                                 append: fdflags & FDFLAGS_APPEND != 0,
                             },
                         );
-                        if kind == Kind::TerminationLog && oflags & O_TRUNC != 0 {
-                            if let Some(pod) = caller.data().synthetic.pod.clone() {
-                                pod.termination().set_len(0);
-                            }
+                        if kind == Kind::TerminationLog
+                            && oflags & O_TRUNC != 0
+                            && let Some(pod) = caller.data().synthetic.pod.clone()
+                        {
+                            pod.termination().set_len(0);
                         }
                         Ok(0)
                     }
