@@ -3,6 +3,7 @@
 
 mod cache_and_status;
 mod containers;
+mod downward_api;
 mod filesystem;
 mod guests;
 mod lifecycle;

@@ -450,9 +450,26 @@ pub struct EnvVarSource {
     /// A key of a Secret in the same file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_ref: Option<KeyRef>,
-    /// Not supported: limits are not exposed to guests.
+    /// A request or limit of a container of the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_field_ref: Option<Value>,
+    pub resource_field_ref: Option<ResourceFieldRef>,
+}
+
+/// `resourceFieldRef`: `limits.cpu`, `requests.memory`, … of a container,
+/// in units of `divisor`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceFieldRef {
+    /// The container (required in volumes; env: the container itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// `limits.cpu`, `limits.memory`, `limits.ephemeral-storage`,
+    /// `requests.cpu`, `requests.memory`, `requests.ephemeral-storage`.
+    #[serde(default)]
+    pub resource: String,
+    /// The unit (default `1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divisor: Option<Value>,
 }
 
 /// `fieldRef`.
@@ -631,12 +648,16 @@ pub struct Volume {
     /// Refused: volumes that need a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim: Option<Value>,
-    /// Refused: volumes that need a cluster.
+    /// ConfigMap, Secret and downward API files in one folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub projected: Option<Value>,
-    /// Refused: volumes that need a cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub downward_api: Option<Value>,
+    pub projected: Option<ProjectedVolume>,
+    /// Pod fields and container resources as read-only files.
+    #[serde(
+        rename = "downwardAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downward_api: Option<DownwardApiVolume>,
     /// Refused: volumes that need a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nfs: Option<Value>,
@@ -649,6 +670,91 @@ pub struct Volume {
     /// Refused: OCI images are a later feature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Value>,
+}
+
+/// `downwardAPI` volume source (and projection).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardApiVolume {
+    /// One file each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<DownwardApiFile>,
+    /// File mode bits (accepted; guests cannot see them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i64>,
+}
+
+/// `downwardAPI.items[]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DownwardApiFile {
+    /// A relative path without `..`.
+    #[serde(default)]
+    pub path: String,
+    /// A pod field (`metadata.name`, `metadata.labels`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
+    /// A container's request or limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldRef>,
+    /// File mode bits (accepted; guests cannot see them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<i64>,
+}
+
+/// `projected` volume source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectedVolume {
+    /// The sources, merged into one folder.
+    #[serde(default)]
+    pub sources: Vec<VolumeProjection>,
+    /// File mode bits (accepted; guests cannot see them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i64>,
+}
+
+/// `projected.sources[]`: exactly one source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeProjection {
+    /// Keys of a ConfigMap in the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ProjectedKeys>,
+    /// Keys of a Secret in the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ProjectedKeys>,
+    /// Downward API files.
+    #[serde(
+        rename = "downwardAPI",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub downward_api: Option<DownwardApiVolume>,
+    /// Refused: a token needs an API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<Value>,
+    /// Refused: trust bundles live in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_trust_bundle: Option<Value>,
+    /// Refused: pod certificates are issued by a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_certificate: Option<Value>,
+}
+
+/// `projected.sources[].configMap` / `.secret`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectedKeys {
+    /// The ConfigMap's or Secret's name.
+    #[serde(default)]
+    pub name: String,
+    /// Which keys, at which relative paths (default: every key at its name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    /// A missing object gives no files instead of an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
 }
 
 /// `emptyDir`.

@@ -373,10 +373,12 @@ impl Validator<'_> {
                     continue;
                 }
                 (v, None) => EnvValue::Text(v.clone().unwrap_or_default()),
-                (None, Some(src)) => match self.env_source(src, &format!("{ef}.valueFrom"), pod) {
-                    Some(v) => v,
-                    None => continue,
-                },
+                (None, Some(src)) => {
+                    match self.env_source(src, &format!("{ef}.valueFrom"), &c.name, pod) {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                }
             };
             set(&mut env, e.name.clone(), value);
         }

@@ -1,4 +1,5 @@
-//! Environment values from pod fields, ConfigMaps and Secrets.
+//! Environment values from pod fields, container resources, ConfigMaps
+//! and Secrets.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,7 @@ impl Validator<'_> {
         &mut self,
         src: &manifest::EnvVarSource,
         field: &str,
+        container: &str,
         pod: &PodFields<'_>,
     ) -> Option<EnvValue> {
         let count = [
@@ -23,40 +25,26 @@ impl Validator<'_> {
         if count != 1 {
             self.err(
                 field,
-                "Invalid value: must have exactly one of fieldRef, configMapKeyRef, secretKeyRef",
+                "Invalid value: must have exactly one of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef",
             );
             return None;
         }
-        if src.resource_field_ref.is_some() {
-            self.err(
-                format!("{field}.resourceFieldRef"),
-                "Unsupported value: resource limits are not exposed to guests",
-            );
-            return None;
+        if let Some(r) = &src.resource_field_ref {
+            return self
+                .resource_field(
+                    r,
+                    &format!("{field}.resourceFieldRef"),
+                    Some(container),
+                    pod,
+                )
+                .map(EnvValue::Fixed);
         }
         if let Some(fr) = &src.field_ref {
             let path = fr.field_path.as_str();
-            let keyed = |prefix: &str| {
-                path.strip_prefix(prefix)
-                    .and_then(|r| r.strip_suffix("']"))
-                    .map(str::to_string)
-            };
             if matches!(path, "status.podIP" | "status.podIPs") {
                 return Some(EnvValue::PodIp);
             }
-            let value = match path {
-                "metadata.name" => Some(pod.name.to_string()),
-                "metadata.namespace" => Some(pod.namespace.to_string()),
-                "metadata.uid" => Some(pod.uid.to_string()),
-                _ => {
-                    if let Some(k) = keyed("metadata.labels['") {
-                        Some(pod.labels.get(&k).cloned().unwrap_or_default())
-                    } else {
-                        keyed("metadata.annotations['")
-                            .map(|k| pod.annotations.get(&k).cloned().unwrap_or_default())
-                    }
-                }
-            };
+            let value = Self::pod_field(path, pod, false);
             if value.is_none() {
                 self.err(
                     format!("{field}.fieldRef.fieldPath"),

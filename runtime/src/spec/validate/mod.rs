@@ -2,6 +2,7 @@
 //! file per concept; each step takes the field path it checks.
 
 mod container;
+mod downward;
 mod env_source;
 mod host;
 mod image;
@@ -177,6 +178,16 @@ impl Validator<'_> {
             None => truncate_hostname(&name),
         };
 
+        let resources = downward::container_resources(file);
+        let ctx = PodFields {
+            name: &name,
+            namespace: &namespace,
+            uid: &uid,
+            labels: &meta.labels,
+            annotations: &meta.annotations,
+            resources: &resources,
+        };
+
         // Volumes.
         let mut volumes = Vec::new();
         let mut volume_index = HashMap::new();
@@ -195,7 +206,7 @@ impl Validator<'_> {
                     format!("Duplicate value: {:?}", vol.name),
                 );
             }
-            if let Some(source) = self.volume_source(vol, &field) {
+            if let Some(source) = self.volume_source(vol, &field, &ctx) {
                 volumes.push(VolumeSpec {
                     name: vol.name.clone(),
                     source,
@@ -214,13 +225,6 @@ impl Validator<'_> {
         if spec.containers.is_empty() {
             self.push(field::required("spec.containers", ""));
         }
-        let ctx = PodFields {
-            name: &name,
-            namespace: &namespace,
-            uid: &uid,
-            labels: &meta.labels,
-            annotations: &meta.annotations,
-        };
         let mut names = HashSet::new();
         let mut port_names = HashSet::new();
         let mut init_containers = Vec::new();
@@ -317,6 +321,8 @@ struct PodFields<'a> {
     uid: &'a str,
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
+    /// Each container's resources, by name (for `resourceFieldRef`).
+    resources: &'a HashMap<String, Resources>,
 }
 
 fn is_relative_clean(p: &str) -> bool {

@@ -1,4 +1,5 @@
-//! Volumes: emptyDir, hostPath, configMap, secret (and their files).
+//! Volumes: emptyDir, hostPath, configMap, secret (and their files);
+//! downwardAPI and projected are in `downward.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
@@ -10,14 +11,13 @@ impl Validator<'_> {
         &mut self,
         vol: &manifest::Volume,
         field: &str,
+        pod: &PodFields<'_>,
     ) -> Option<VolumeSource> {
-        let cluster: [(&str, bool); 7] = [
+        let cluster: [(&str, bool); 5] = [
             (
                 "persistentVolumeClaim",
                 vol.persistent_volume_claim.is_some(),
             ),
-            ("projected", vol.projected.is_some()),
-            ("downwardAPI", vol.downward_api.is_some()),
             ("nfs", vol.nfs.is_some()),
             ("csi", vol.csi.is_some()),
             ("ephemeral", vol.ephemeral.is_some()),
@@ -33,6 +33,8 @@ impl Validator<'_> {
             ("hostPath", vol.host_path.is_some()),
             ("configMap", vol.config_map.is_some()),
             ("secret", vol.secret.is_some()),
+            ("downwardAPI", vol.downward_api.is_some()),
+            ("projected", vol.projected.is_some()),
         ] {
             if set {
                 kinds.push(k);
@@ -40,7 +42,7 @@ impl Validator<'_> {
         }
         match kinds.len() {
             0 => {
-                self.err(field, "Required value: must specify a volume type (emptyDir, hostPath, configMap or secret)");
+                self.err(field, "Required value: must specify a volume type (emptyDir, hostPath, configMap, secret, downwardAPI or projected)");
                 return None;
             }
             1 => {}
@@ -53,7 +55,7 @@ impl Validator<'_> {
             }
         }
         if let Some((k, _)) = cluster.iter().find(|(_, set)| *set) {
-            self.push(field::forbidden(format!("{field}.{k}"), "this volume type needs a cluster; wasipod provides emptyDir, hostPath, configMap and secret"));
+            self.push(field::forbidden(format!("{field}.{k}"), "this volume type needs a cluster; wasipod provides emptyDir, hostPath, configMap, secret, downwardAPI and projected"));
             return None;
         }
         if let Some(e) = &vol.empty_dir {
@@ -122,25 +124,7 @@ impl Validator<'_> {
                 self.push(field::required(format!("{f}.name"), ""));
                 return None;
             }
-            let data = self.file.config_maps.get(&cm.name).map(|c| {
-                let mut m: BTreeMap<String, Vec<u8>> = c
-                    .data
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-                    .collect();
-                for (k, v) in &c.binary_data {
-                    match decode_base64(v) {
-                        Some(b) => {
-                            m.insert(k.clone(), b);
-                        }
-                        None => self.errors.push(FieldError::new(
-                            format!("ConfigMap {:?} binaryData[{k:?}]", cm.name),
-                            "Invalid value: not valid base64",
-                        )),
-                    }
-                }
-                m
-            });
+            let data = self.config_map_bytes(&cm.name);
             return self.key_files(
                 &f,
                 "ConfigMap",
@@ -149,6 +133,13 @@ impl Validator<'_> {
                 &cm.items,
                 cm.optional == Some(true),
             );
+        }
+        if let Some(d) = &vol.downward_api {
+            let files = self.downward_files(d, &format!("{field}.downwardAPI"), pod);
+            return Some(VolumeSource::Files { files });
+        }
+        if let Some(p) = &vol.projected {
+            return self.projected(p, &format!("{field}.projected"), pod);
         }
         if let Some(s) = &vol.secret {
             let f = format!("{field}.secret");
@@ -185,6 +176,28 @@ impl Validator<'_> {
         }
         for (k, v) in &secret.string_data {
             m.insert(k.clone(), v.as_bytes().to_vec());
+        }
+        Some(m)
+    }
+
+    /// A ConfigMap's `data` and `binaryData` (decoded) as bytes.
+    pub(super) fn config_map_bytes(&mut self, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let c = self.file.config_maps.get(name)?;
+        let mut m: BTreeMap<String, Vec<u8>> = c
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        for (k, v) in &c.binary_data {
+            match decode_base64(v) {
+                Some(b) => {
+                    m.insert(k.clone(), b);
+                }
+                None => self.errors.push(FieldError::new(
+                    format!("ConfigMap {name:?} binaryData[{k:?}]"),
+                    "Invalid value: not valid base64",
+                )),
+            }
         }
         Some(m)
     }

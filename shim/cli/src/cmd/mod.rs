@@ -75,7 +75,10 @@ pub(crate) fn print_summary(object: &PodObject) {
         if let wasipod::ContainerState::Terminated(t) = &c.state
             && let Some(m) = t.message.as_deref().filter(|m| !m.trim().is_empty())
         {
-            eprintln!("    message: {}", m.trim_end().replace('\n', "\n             "));
+            eprintln!(
+                "    message: {}",
+                m.trim_end().replace('\n', "\n             ")
+            );
         }
     }
 }
