@@ -19,6 +19,20 @@ pub struct RuntimeConfig {
     /// directory, on tmpfs (`/dev/shm`) where there is one, removed when the
     /// runtime is dropped.
     pub state_dir: Option<PathBuf>,
+    /// Where guests' disk storage lives: emptyDirs of the default medium
+    /// and containers' roots (`<data_dir>/pods/<namespace>_<name>_<uid>/`).
+    /// `None`: the state folder when [`RuntimeConfig::state_dir`] is
+    /// given; with a temporary state folder (on tmpfs), a temporary folder
+    /// on disk (under `/var/tmp`), removed with the runtime. Guests' files
+    /// never fill the host's memory unless a volume asks for
+    /// `medium: Memory`.
+    pub data_dir: Option<PathBuf>,
+    /// How often the kubelet layer measures the pods' ephemeral storage
+    /// (emptyDir `sizeLimit`, `limits.ephemeral-storage`) to evict a pod
+    /// over a limit (the kubelet: every 10 s). A guest writing as fast as
+    /// the disk takes can go past a limit by what it writes in one
+    /// interval. Not scaled by `time_scale`.
+    pub eviction_interval: Duration,
     /// Multiplies every Kubernetes duration (back-off, deadlines), so that
     /// tests can run Kubernetes timings in milliseconds. 1.0 is real time.
     pub time_scale: f64,
@@ -67,6 +81,8 @@ impl Default for RuntimeConfig {
         Self {
             cache_dir: None,
             state_dir: None,
+            data_dir: None,
+            eviction_interval: Duration::from_millis(500),
             time_scale: 1.0,
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),

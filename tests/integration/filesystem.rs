@@ -167,7 +167,7 @@ async fn dev_and_etc_hold_what_a_container_expects_without_host_devices() {
         has("web-0\n# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n");
         has(&format!("{}\tweb-0\n", w.pod.sandbox().ip()));
         has("dev/new: error");
-        has("full\nnull\nrandom\nurandom\nzero\nhostname\nhosts\n");
+        has("full\nnull\nrandom\ntermination-log\nurandom\nzero\nhostname\nhosts\n");
         let write_hosts = log
             .lines()
             .find(|l| l.starts_with("write /etc/hosts:"))

@@ -4,6 +4,7 @@
 mod cache_and_status;
 mod containers;
 mod downward_api;
+mod eviction;
 mod filesystem;
 mod guests;
 mod lifecycle;

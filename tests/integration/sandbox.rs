@@ -86,7 +86,10 @@ async fn two_containers_share_localhost_and_an_empty_dir() {
     let mut config = SandboxConfig::new("default", "pair");
     config.volumes.push(VolumeSpec {
         name: "shared".into(),
-        source: VolumeSource::EmptyDir,
+        source: VolumeSource::EmptyDir {
+            memory: false,
+            size_limit: None,
+        },
         field: "volumes[0]".into(),
     });
     let sandbox = h.sandbox(config);

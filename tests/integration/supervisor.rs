@@ -382,13 +382,24 @@ async fn dropping_the_runtime_leaves_no_temporary_directory() {
     let pod = runtime.create_pod(spec).await.unwrap();
     let state = pod.dir().parent().unwrap().parent().unwrap().to_path_buf();
     assert!(state.join("pods").exists());
+    let data = runtime.node().data_dir().to_path_buf();
+    assert_ne!(data, state, "guests' disk storage is not on tmpfs");
+    assert!(data.starts_with("/var/tmp"), "{}", data.display());
+    crate::support::eventually("the pod's root and emptyDir are in the data folder", || {
+        data.join("pods")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    })
+    .await;
     drop(pod);
     drop(runtime);
-    assert!(
-        !state.exists(),
-        "the runtime's temporary state folder is removed: {}",
-        state.display()
-    );
+    for dir in [state, data] {
+        assert!(
+            !dir.exists(),
+            "the runtime's temporary folders are removed: {}",
+            dir.display()
+        );
+    }
 }
 
 #[tokio::test]

@@ -751,6 +751,8 @@ pub enum EventReason {
     FailedPreStopHook,
     /// `activeDeadlineSeconds` passed.
     DeadlineExceeded,
+    /// The pod went past an ephemeral storage limit and was evicted.
+    Evicted,
     /// The runtime failed (a bug).
     InternalError,
 }
@@ -775,6 +777,7 @@ impl EventReason {
             EventReason::FailedPostStartHook => "FailedPostStartHook",
             EventReason::FailedPreStopHook => "FailedPreStopHook",
             EventReason::DeadlineExceeded => "DeadlineExceeded",
+            EventReason::Evicted => "Evicted",
             EventReason::InternalError => "InternalError",
         }
     }

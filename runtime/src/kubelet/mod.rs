@@ -15,6 +15,7 @@
 //! | `clock.rs` | Kubernetes durations in the runtime's time |
 
 pub(crate) mod clock;
+pub(crate) mod eviction;
 pub(crate) mod lifecycle;
 pub(crate) mod probe;
 pub(crate) mod restart;

@@ -24,7 +24,7 @@ use crate::sandbox::{Container, ContainerConfig, RunState, Signal};
 use crate::spec::{ContainerSpec, TerminationMessagePolicy};
 
 /// Why the worker stopped running containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
     /// Every container finished by itself and none will restart.
     Completed,
@@ -32,6 +32,8 @@ enum Outcome {
     InitFailed,
     /// `activeDeadlineSeconds` passed.
     DeadlineExceeded,
+    /// Past an ephemeral storage limit, with the eviction message.
+    Evicted(String),
     /// The pod was deleted with this grace period.
     Deleted(Duration),
 }
@@ -61,14 +63,25 @@ pub(crate) async fn run(pod: Arc<PodShared>) {
     let outcome = tokio::select! {
         o = sync(&pod, &mut tasks) => o,
         _ = deadline(&pod) => Outcome::DeadlineExceeded,
+        message = super::eviction::watch(&pod) => Outcome::Evicted(message),
         _ = pod.stopping() => {
             let grace = pod.lifecycle.borrow().deletion_grace();
             Outcome::Deleted(grace.unwrap_or(pod.spec.termination_grace_period))
         }
     };
     pod.transition(Lifecycle::stop_running);
-    let grace = match outcome {
-        Outcome::Deleted(grace) => grace,
+    if let Outcome::Evicted(message) = &outcome {
+        pod.status.event(
+            EventType::Warning,
+            EventReason::Evicted,
+            "pod",
+            message.clone(),
+        );
+    }
+    let grace = match &outcome {
+        Outcome::Deleted(grace) => *grace,
+        // The kubelet evicts for local storage with no grace period.
+        Outcome::Evicted(_) => Duration::ZERO,
         // The app containers are done (or out of time): sidecars and
         // whatever still runs are stopped the same way.
         _ => pod.spec.termination_grace_period,
@@ -523,6 +536,7 @@ fn settle(pod: &PodShared, outcome: Outcome) {
             message: Some(why.to_string()),
         }
     };
+    let init_failed = outcome == Outcome::InitFailed;
     let (exit, pod_reason) = match outcome {
         Outcome::Completed | Outcome::InitFailed => (None, None),
         Outcome::DeadlineExceeded => {
@@ -538,10 +552,14 @@ fn settle(pod: &PodShared, outcome: Outcome) {
                     "stopped: the pod's activeDeadlineSeconds passed",
                     pod.spec.termination_grace_period,
                 )),
-                Some((EventReason::DeadlineExceeded, msg)),
+                Some((EventReason::DeadlineExceeded, msg.to_string())),
             )
         }
         Outcome::Deleted(grace) => (Some(stopped("stopped: the pod was deleted", grace)), None),
+        Outcome::Evicted(message) => (
+            Some(stopped("stopped: the pod was evicted", Duration::ZERO)),
+            Some((EventReason::Evicted, message)),
+        ),
     };
     let policy = pod.spec.restart_policy;
     pod.status.update_raw(|s| {
@@ -557,11 +575,11 @@ fn settle(pod: &PodShared, outcome: Outcome) {
                 }
             }
         }
-        if let Some((reason, message)) = pod_reason {
+        if let Some((reason, message)) = &pod_reason {
             s.phase = PodPhase::Failed;
             s.reason = Some(reason.as_str().into());
-            s.message = Some(message.into());
+            s.message = Some(message.to_string());
         }
-        s.derive(policy, true, outcome == Outcome::InitFailed, at);
+        s.derive(policy, true, init_failed, at);
     });
 }

@@ -202,6 +202,7 @@ impl Container {
             config.attempt == 0,
             (!config.mounts.iter().any(|m| m.mount_path == "/")).then_some(config.read_only_root),
             &sandbox.node.owner.trash(),
+            &sandbox.node.data_trash(),
         )?;
         let preopens = volumes.preopens(
             &config.mounts,
@@ -374,7 +375,11 @@ impl Container {
         let trash = self.inner.sandbox.node.owner.trash();
         let mut aside = Vec::new();
         if let Some(root) = &self.inner.root {
-            super::volume::remove_tree(&root.path, &trash, &mut aside);
+            super::volume::remove_tree(
+                &root.path,
+                &self.inner.sandbox.node.data_trash(),
+                &mut aside,
+            );
         }
         if let Ok(entries) = std::fs::read_dir(&self.inner.run_dir.0) {
             for e in entries.flatten() {

@@ -3,9 +3,13 @@
 //! ```text
 //! <state>/pods/<namespace>_<name>_<uid>/    a pod's folder (PodLayout)
 //!     pod.json                              the front end's record of the pod (store)
-//!     .volumes/<volume>/                    emptyDir, configMap and secret volumes
+//!     .volumes/<volume>/                    emptyDir (medium: Memory), configMap, secret,
+//!                                           downwardAPI and projected volumes
 //!     <container>/<attempt>.log             a run's log (`<attempt>.log.1`: its rotated part)
 //!     <container>/run/                      the container's `/run/wasipod`
+//! <data>/pods/<namespace>_<name>_<uid>/     the pod's disk storage (the same folder
+//!                                           when the data folder is the state folder)
+//!     .volumes/<volume>/                    emptyDir volumes of the default medium
 //!     <container>/root/                     the container's `/` (with `tmp/`), fresh per run
 //! <state>/runtimes/<id>.lock                which runtime owns which pods (state)
 //! <state>/trash/                            folders being removed in the background
@@ -34,10 +38,11 @@ pub(crate) fn trash_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("trash")
 }
 
-/// The paths of one pod's folder.
+/// The paths of one pod's folder (and of its folder in the data folder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodLayout {
     dir: PathBuf,
+    data: PathBuf,
 }
 
 impl PodLayout {
@@ -48,9 +53,26 @@ impl PodLayout {
         Self::at(pods_dir(state_dir).join(Self::folder_name(namespace, name, uid)))
     }
 
-    /// A pod folder found on disk.
+    /// A pod folder found on disk (its data folder taken to be the same).
     pub fn at(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            data: dir.clone(),
+            dir,
+        }
+    }
+
+    /// The same pod with its disk storage under the data folder
+    /// `data_dir`.
+    pub fn with_data(mut self, data_dir: &Path) -> Self {
+        if let Some(name) = self.dir.file_name() {
+            self.data = pods_dir(data_dir).join(name);
+        }
+        self
+    }
+
+    /// The pod's folder in the data folder.
+    pub fn data(&self) -> &Path {
+        &self.data
     }
 
     /// `<namespace>_<name>_<uid>`, as the kubelet names pod log folders.
@@ -78,6 +100,11 @@ impl PodLayout {
         self.volumes().join(name)
     }
 
+    /// The folder of the pod's volumes on disk.
+    pub(crate) fn disk_volumes(&self) -> PathBuf {
+        self.data.join(".volumes")
+    }
+
     /// A container's folder (its logs and runtime folder).
     pub fn container(&self, container: &str) -> PathBuf {
         self.dir.join(container)
@@ -91,7 +118,7 @@ impl PodLayout {
     /// A container's writable root (`/` in the guest, with `/tmp`): fresh
     /// for each run, removed with the container.
     pub(crate) fn root_dir(&self, container: &str) -> PathBuf {
-        self.container(container).join("root")
+        self.data.join(container).join("root")
     }
 
     /// The log of run `attempt` (0, 1, … as `restartCount`) of a

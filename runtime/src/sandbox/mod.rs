@@ -75,11 +75,18 @@ pub struct Node {
     state_dir: PathBuf,
     /// This process's lock on the state folder (see [`state`]).
     owner: state::Owner,
+    /// Where guests' disk storage goes (see [`RuntimeConfig::data_dir`]).
+    data_dir: PathBuf,
+    /// This process's lock on the data folder, when it is not the state
+    /// folder.
+    data_owner: Option<state::Owner>,
     /// One permit per core: how many images compile at once.
     compile_slots: Arc<tokio::sync::Semaphore>,
     /// The state folder when it is temporary (removed with the node, or
     /// by [`Node::remove_temporary_state`]).
     temp: Mutex<Option<tempfile::TempDir>>,
+    /// The data folder when it is temporary.
+    data_temp: Mutex<Option<tempfile::TempDir>>,
     temporary: bool,
 }
 
@@ -123,6 +130,19 @@ impl Node {
         )?);
         let network = Network::new(&config.pod_cidr, config.net_limits)?;
         let owner = state::Owner::acquire(&state_dir, config.retain_deleted_pods)?;
+        let (data_dir, data_temp) = match (&config.data_dir, &temp) {
+            (Some(d), _) => (d.clone(), None),
+            (None, None) => (state_dir.clone(), None),
+            (None, Some(_)) => {
+                let t = state::temp_data_dir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        // Its pods' folders there hold only what guests wrote: a dead
+        // runtime's are reclaimed whole.
+        let data_owner = (data_dir != state_dir)
+            .then(|| state::Owner::acquire(&data_dir, false))
+            .transpose()?;
         Ok(Arc::new(Self {
             engine,
             network,
@@ -131,6 +151,9 @@ impl Node {
             config: config.clone(),
             state_dir,
             owner,
+            data_dir,
+            data_owner,
+            data_temp: Mutex::new(data_temp),
             temporary: temp.is_some(),
             compile_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
@@ -159,6 +182,18 @@ impl Node {
     /// in it (their owner is going away: the pods are being killed).
     pub fn remove_temporary_state(&self) {
         drop(lock(&self.temp).take());
+        drop(lock(&self.data_temp).take());
+    }
+
+    /// Where guests' disk storage goes (emptyDirs of the default medium,
+    /// containers' roots).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The trash of the data folder (on its file system).
+    pub(crate) fn data_trash(&self) -> PathBuf {
+        self.data_owner.as_ref().unwrap_or(&self.owner).trash()
     }
 
     /// Compile cache counters.
@@ -369,7 +404,8 @@ impl PodSandbox {
             &config.namespace,
             &config.name,
             &config.uid,
-        );
+        )
+        .with_data(&node.data_dir);
         let dir = layout.dir().to_path_buf();
         // One call on the usual path; the whole chain if `pods/` is gone.
         std::fs::create_dir(&dir)
@@ -391,11 +427,11 @@ impl PodSandbox {
         // A temporary state folder is reclaimed whole if this process
         // dies: its pods need no record.
         if !node.is_temporary() {
-            node.owner.record(&PodLayout::folder_name(
-                &config.namespace,
-                &config.name,
-                &config.uid,
-            ));
+            let folder = PodLayout::folder_name(&config.namespace, &config.name, &config.uid);
+            node.owner.record(&folder);
+            if let Some(data) = &node.data_owner {
+                data.record(&folder);
+            }
         }
         Ok(Self {
             inner: Arc::new(SandboxInner {
@@ -463,13 +499,19 @@ impl PodSandbox {
         let volumes = Volumes::prepare(
             &self.inner.config.volumes,
             &self.inner.layout,
-            &self.inner.node.owner.trash(),
+            [self.inner.node.owner.trash(), self.inner.node.data_trash()],
         )?;
         if let Err(extra) = self.inner.volumes.set(volumes) {
             // Two callers at once: the second set is not needed.
             extra.remove();
         }
         Ok(())
+    }
+
+    /// The host folder of the sandbox's volume `index` (as
+    /// [`SandboxConfig::volumes`] lists them), once mounted.
+    pub fn volume_dir(&self, index: usize) -> Option<&Path> {
+        self.inner.volumes.get()?.host_dir(index)
     }
 
     /// What it was made from.
@@ -542,13 +584,20 @@ impl PodSandbox {
     pub fn remove(&self) {
         self.stop();
         let trash = self.inner.node.owner.trash();
+        let data_trash = self.inner.node.data_trash();
         if let Some(v) = self.inner.volumes.get() {
             v.remove();
         }
         let mut aside = Vec::new();
         for c in lock(&self.inner.names).iter() {
             volume::remove_tree(&self.inner.layout.run_dir(c), &trash, &mut aside);
-            volume::remove_tree(&self.inner.layout.root_dir(c), &trash, &mut aside);
+            volume::remove_tree(&self.inner.layout.root_dir(c), &data_trash, &mut aside);
+        }
+        // Its folder in a separate data folder holds only what guests
+        // wrote: it goes whole.
+        let data = self.inner.layout.data();
+        if data != self.inner.layout.dir() {
+            aside.extend(state::move_aside(data, &data_trash));
         }
         state::remove_in_background(aside);
         if !self.inner.node.config.retain_deleted_pods

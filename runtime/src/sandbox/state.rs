@@ -50,6 +50,25 @@ pub(crate) fn temp_state_dir() -> Result<tempfile::TempDir, crate::error::Runtim
     Ok(t)
 }
 
+/// A temporary data folder (`wasipod-*`) on disk (`/var/tmp`, or the
+/// system's temporary folder), after removing those of runtimes that died:
+/// where guests' disk volumes and roots go when the state folder is on
+/// tmpfs.
+pub(crate) fn temp_data_dir() -> Result<tempfile::TempDir, crate::error::RuntimeError> {
+    let var_tmp = Path::new("/var/tmp");
+    let base = if var_tmp.is_dir() {
+        var_tmp.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let t = tempfile::Builder::new()
+        .prefix("wasipod-")
+        .tempdir_in(&base)
+        .map_err(io_at(&base))?;
+    reclaim_temp_dirs(&base, t.path());
+    Ok(t)
+}
+
 /// A runtime's hold on a state folder.
 #[derive(Debug)]
 pub(crate) struct Owner {

@@ -31,10 +31,17 @@ use crate::spec::{MountSpec, VolumeSource, VolumeSpec};
 pub(crate) struct Volumes {
     /// Host directory of each volume, by index in the pod's volumes.
     roots: Vec<PathBuf>,
-    /// `<pod dir>/.volumes`, removed on cleanup.
-    owned: PathBuf,
-    /// Whether `owned` was made (pods with only hostPath volumes have none).
-    has_owned: bool,
+    /// The folders of the volumes the pod owns, made on demand and removed
+    /// on cleanup: `<pod dir>/.volumes` (in the state folder: memory
+    /// emptyDirs and files) and `<pod data dir>/.volumes` (on disk:
+    /// emptyDirs), each with the trash of its file system.
+    owned: [Owned; 2],
+}
+
+#[derive(Debug)]
+struct Owned {
+    dir: PathBuf,
+    made: bool,
     /// Where removed folders go before they are removed in the background.
     trash: PathBuf,
 }
@@ -47,35 +54,43 @@ fn io_err(field: &str, what: &Path, e: impl std::fmt::Display) -> RuntimeError {
 }
 
 impl Volumes {
-    /// Creates the pod's volumes in its folder.
+    /// Creates the pod's volumes in its folders (`trashes`: the state
+    /// folder's and the data folder's).
     pub(crate) fn prepare(
         volumes: &[VolumeSpec],
         layout: &PodLayout,
-        trash: &Path,
+        trashes: [PathBuf; 2],
     ) -> Result<Self, RuntimeError> {
         // Every file-system call counts on the start path (a few µs each):
         // folders are made one level at a time, only those that are needed.
-        let owned = layout.volumes();
-        // Only pods with emptyDir/configMap/secret volumes need the folder.
-        let has_owned = volumes
-            .iter()
-            .any(|v| !matches!(v.source, VolumeSource::HostPath { .. }));
+        let [trash, data_trash] = trashes;
         let sandbox = Volumes {
             roots: Vec::new(),
-            owned,
-            has_owned: false,
-            trash: trash.to_path_buf(),
+            owned: [
+                Owned {
+                    dir: layout.volumes(),
+                    made: false,
+                    trash,
+                },
+                Owned {
+                    dir: layout.disk_volumes(),
+                    made: false,
+                    trash: data_trash,
+                },
+            ],
         };
         let mut sandbox = scopeguard(sandbox);
-        if has_owned {
-            std::fs::create_dir(&sandbox.owned)
-                .map_err(|e| io_err("spec.volumes", &sandbox.owned, e))?;
-            sandbox.has_owned = true;
-        }
+        let same = layout.data() == layout.dir();
         for vol in volumes {
             let root = match &vol.source {
-                VolumeSource::EmptyDir => {
-                    let dir = layout.volume(&vol.name);
+                VolumeSource::EmptyDir { memory, .. } => {
+                    let on_disk = !memory && !same;
+                    sandbox.make_owned(usize::from(on_disk))?;
+                    let dir = if on_disk {
+                        layout.disk_volumes().join(&vol.name)
+                    } else {
+                        layout.volume(&vol.name)
+                    };
                     std::fs::create_dir(&dir).map_err(|e| io_err(&vol.field, &dir, e))?;
                     dir
                 }
@@ -107,6 +122,7 @@ impl Volumes {
                     }
                 }
                 VolumeSource::Files { files } => {
+                    sandbox.make_owned(0)?;
                     let dir = layout.volume(&vol.name);
                     std::fs::create_dir(&dir).map_err(|e| io_err(&vol.field, &dir, e))?;
                     let root = Dir::open_ambient_dir(&dir, ambient_authority())
@@ -304,6 +320,7 @@ impl Volumes {
         first: bool,
         root: Option<bool>,
         trash: &Path,
+        data_trash: &Path,
     ) -> Result<ContainerDirs, RuntimeError> {
         let run = layout.run_dir(container);
         let io = |path: &Path| {
@@ -327,7 +344,7 @@ impl Volumes {
             None => None,
             Some(read_only) => {
                 let path = layout.root_dir(container);
-                fresh_dir(&path, trash, &mut aside).map_err(io(&path))?;
+                fresh_dir(&path, data_trash, &mut aside).map_err(io(&path))?;
                 let tmp = path.join("tmp");
                 std::fs::create_dir(&tmp).map_err(io(&tmp))?;
                 Some(ContainerRoot { path, read_only })
@@ -340,12 +357,34 @@ impl Volumes {
         })
     }
 
+    /// Makes owned folder `i` (0: state, 1: data) unless it was made.
+    fn make_owned(&mut self, i: usize) -> Result<(), RuntimeError> {
+        let o = &mut self.owned[i];
+        if !o.made {
+            std::fs::create_dir(&o.dir)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => std::fs::create_dir_all(&o.dir),
+                    _ => Err(e),
+                })
+                .map_err(|e| io_err("spec.volumes", &o.dir, e))?;
+            o.made = true;
+        }
+        Ok(())
+    }
+
+    /// The host folder of volume `index` (as the pod's volumes list them).
+    pub(crate) fn host_dir(&self, index: usize) -> Option<&Path> {
+        self.roots.get(index).map(PathBuf::as_path)
+    }
+
     /// Removes what the pod owns (emptyDirs, configMap/secret files);
     /// host paths are left alone.
     pub(crate) fn remove(&self) {
         let mut aside = Vec::new();
-        if self.has_owned {
-            remove_tree(&self.owned, &self.trash, &mut aside);
+        for o in &self.owned {
+            if o.made {
+                remove_tree(&o.dir, &o.trash, &mut aside);
+            }
         }
         crate::sandbox::state::remove_in_background(aside);
     }

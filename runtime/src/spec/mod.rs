@@ -244,8 +244,14 @@ pub struct VolumeSpec {
 /// The kinds of volume wasipod provides.
 #[derive(Debug, Clone)]
 pub enum VolumeSource {
-    /// A fresh directory per pod, removed with the pod.
-    EmptyDir,
+    /// A fresh directory per pod, removed with the pod: on disk (the
+    /// runtime's data folder), or in memory with `medium: Memory`.
+    EmptyDir {
+        /// `medium: Memory`: kept on tmpfs, charged to the pod's memory.
+        memory: bool,
+        /// `sizeLimit` in bytes, and as written (for messages).
+        size_limit: Option<(u64, String)>,
+    },
     /// A host directory.
     HostPath {
         /// Absolute host path.

@@ -215,7 +215,10 @@ impl Validator<'_> {
             } else {
                 volumes.push(VolumeSpec {
                     name: vol.name.clone(),
-                    source: VolumeSource::EmptyDir,
+                    source: VolumeSource::EmptyDir {
+                        memory: false,
+                        size_limit: None,
+                    },
                     field,
                 });
             }

@@ -45,11 +45,6 @@ impl Validator<'_> {
                 "{field}.resources.limits[cpu]: not enforced as a quota; guests share the CPU fairly through epoch preemption"
             ));
         }
-        if limits.ephemeral_storage.is_some() {
-            self.warnings.push(format!(
-                "{field}.resources.limits[ephemeral-storage]: ignored (not enforced on the host folders)"
-            ));
-        }
         Resources {
             requests: explicit.or(limits),
             limits,

@@ -59,27 +59,31 @@ impl Validator<'_> {
             return None;
         }
         if let Some(e) = &vol.empty_dir {
-            if let Some(m) = e.medium.as_deref()
-                && !m.is_empty()
-                && m != "Memory"
-            {
-                self.err(
-                    format!("{field}.emptyDir.medium"),
-                    format!("Unsupported value: {m:?}: supported values: \"\", \"Memory\""),
-                );
-            }
-            if let Some(limit) = &e.size_limit {
-                if let Err(e) = parse_memory(&value_text(limit)) {
+            let memory = match e.medium.as_deref() {
+                None | Some("") => false,
+                Some("Memory") => true,
+                Some(m) => {
                     self.err(
-                        format!("{field}.emptyDir.sizeLimit"),
-                        format!("Invalid value: {e}"),
+                        format!("{field}.emptyDir.medium"),
+                        format!("Unsupported value: {m:?}: supported values: \"\", \"Memory\""),
                     );
+                    false
                 }
-                self.warnings.push(format!(
-                    "{field}.emptyDir.sizeLimit: ignored (not enforced on the host folder)"
-                ));
-            }
-            return Some(VolumeSource::EmptyDir);
+            };
+            let size_limit = e.size_limit.as_ref().and_then(|limit| {
+                let text = value_text(limit);
+                match parse_memory(&text) {
+                    Ok(b) => Some((b, text)),
+                    Err(e) => {
+                        self.err(
+                            format!("{field}.emptyDir.sizeLimit"),
+                            format!("Invalid value: {e}"),
+                        );
+                        None
+                    }
+                }
+            });
+            return Some(VolumeSource::EmptyDir { memory, size_limit });
         }
         if let Some(h) = &vol.host_path {
             let f = format!("{field}.hostPath");

@@ -19,6 +19,7 @@
 //! | `sleep MS` | sleep |
 //! | `spin [MS]` | burn CPU, forever or for MS milliseconds |
 //! | `alloc MIB` | allocate and touch MIB mebibytes |
+//! | `fill PATH [MIB]` | append 1 MiB blocks to PATH as fast as possible (forever, or MIB of them); print `fill PATH: error KIND after N MiB` and exit 1 when a write fails |
 //! | `trap` | execute `unreachable` |
 //! | `oob` | read far outside linear memory |
 //! | `try-read PATH` | print `read PATH: ok N bytes` or `read PATH: error KIND` |
@@ -160,6 +161,26 @@ fn run(cmd: &[String]) {
                     break;
                 }
             }
+        }
+        "fill" => {
+            let limit: u64 = cmd.get(2).and_then(|a| a.parse().ok()).unwrap_or(u64::MAX);
+            let block = vec![0xa5u8; 1 << 20];
+            let mut file = match std::fs::OpenOptions::new().create(true).append(true).open(arg(1)) {
+                Ok(f) => f,
+                Err(e) => {
+                    println!("fill {}: error {} after 0 MiB", arg(1), kind(&e));
+                    std::process::exit(1);
+                }
+            };
+            let mut n = 0;
+            while n < limit {
+                if let Err(e) = file.write_all(&block) {
+                    println!("fill {}: error {} after {n} MiB", arg(1), kind(&e));
+                    std::process::exit(1);
+                }
+                n += 1;
+            }
+            println!("filled {}: {n} MiB", arg(1));
         }
         "alloc" => {
             let mib: usize = arg(1).parse().unwrap();

@@ -1,0 +1,244 @@
+//! Local ephemeral storage, measured and enforced as the kubelet's eviction
+//! manager does it: every `RuntimeConfig::eviction_interval` the pod's
+//! emptyDirs, containers' roots and logs are measured; a pod past a limit is
+//! evicted (its containers killed, phase `Failed`, reason `Evicted`).
+//!
+//! Checked in the kubelet's order, the first one past its limit evicts:
+//! 1. each emptyDir with a `sizeLimit` (a `medium: Memory` one without a
+//!    `sizeLimit` is held to the sum of the pod's memory limits, when every
+//!    app container sets one: tmpfs pages are the pod's memory);
+//! 2. the pod: its disk emptyDirs, roots and logs against the sum of its
+//!    containers' `limits.ephemeral-storage` (when one is set);
+//! 3. each container: its root and logs against its own limit.
+
+use std::path::{Path, PathBuf};
+
+use super::PodShared;
+use crate::spec::VolumeSource;
+
+/// What one check measures and against which limits.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Volume index, name, limit in bytes and as written.
+    empty_dirs: Vec<(usize, String, u64, String)>,
+    /// Disk emptyDirs (counted in the pod's usage).
+    disk_dirs: Vec<usize>,
+    /// The sum of the containers' limits, in bytes and as a quantity.
+    pod_limit: Option<(u64, String)>,
+    /// Container name, its limit in bytes and as written.
+    containers: Vec<(String, Option<(u64, String)>)>,
+}
+
+impl Plan {
+    fn of(pod: &PodShared) -> Plan {
+        let spec = &pod.spec;
+        let memory_total: Option<u64> = spec
+            .containers
+            .iter()
+            .map(|c| c.memory_limit)
+            .sum::<Option<u64>>();
+        let mut plan = Plan::default();
+        for (i, v) in spec.volumes.iter().enumerate() {
+            if let VolumeSource::EmptyDir { memory, size_limit } = &v.source {
+                let limit = size_limit.clone().or_else(|| {
+                    memory
+                        .then_some(memory_total)
+                        .flatten()
+                        .map(|b| (b, quantity(b)))
+                });
+                if let Some((bytes, text)) = limit {
+                    plan.empty_dirs.push((i, v.name.clone(), bytes, text));
+                }
+                if !memory {
+                    plan.disk_dirs.push(i);
+                }
+            }
+        }
+        let limit = |c: &crate::spec::ContainerSpec| {
+            c.resources
+                .limits
+                .ephemeral_storage
+                .map(|b| (b, quantity(b)))
+        };
+        plan.containers = spec
+            .all_containers()
+            .map(|c| (c.name.clone(), limit(c)))
+            .collect();
+        // As the kubelet sums a pod's limits: the app containers (and
+        // sidecars) together, or the largest init container if larger.
+        let app: u64 = spec
+            .all_containers()
+            .filter(|c| c.kind == crate::spec::ContainerKind::App || c.sidecar)
+            .filter_map(|c| c.resources.limits.ephemeral_storage)
+            .sum();
+        let init = spec
+            .init_containers
+            .iter()
+            .filter(|c| !c.sidecar)
+            .filter_map(|c| c.resources.limits.ephemeral_storage)
+            .max()
+            .unwrap_or(0);
+        let total = app.max(init);
+        if total > 0 {
+            plan.pod_limit = Some((total, quantity(total)));
+        }
+        plan
+    }
+
+    fn is_empty(&self) -> bool {
+        self.empty_dirs.is_empty()
+            && self.pod_limit.is_none()
+            && self.containers.iter().all(|(_, l)| l.is_none())
+    }
+}
+
+/// Resolves with the eviction message once the pod is past a limit; never
+/// when it has none.
+pub(crate) async fn watch(pod: &PodShared) -> String {
+    let plan = Plan::of(pod);
+    if plan.is_empty() {
+        return std::future::pending().await;
+    }
+    let layout = pod.sandbox.layout().clone();
+    let dirs: Vec<Option<PathBuf>> = (0..pod.spec.volumes.len())
+        .map(|i| pod.sandbox.volume_dir(i).map(Path::to_path_buf))
+        .collect();
+    let plan = std::sync::Arc::new(plan);
+    let mut interval = tokio::time::interval(pod.config.eviction_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let (plan, layout, dirs) = (plan.clone(), layout.clone(), dirs.clone());
+        // A walk of folders a guest filled: on the blocking pool.
+        let verdict = tokio::task::spawn_blocking(move || check(&plan, &layout, &dirs)).await;
+        if let Ok(Some(message)) = verdict {
+            return message;
+        }
+    }
+}
+
+/// One check: the message of the first limit passed.
+fn check(
+    plan: &Plan,
+    layout: &crate::sandbox::PodLayout,
+    dirs: &[Option<PathBuf>],
+) -> Option<String> {
+    let dir_usage = |i: usize| dirs.get(i).cloned().flatten().map_or(0, |d| usage(&d));
+    for (i, name, limit, text) in &plan.empty_dirs {
+        if dir_usage(*i) > *limit {
+            return Some(format!(
+                "Usage of EmptyDir volume {name:?} exceeds the limit {text:?}."
+            ));
+        }
+    }
+    let containers: Vec<(&str, u64)> = plan
+        .containers
+        .iter()
+        .map(|(name, _)| {
+            let root = usage(&layout.root_dir(name));
+            (name.as_str(), root + logs(&layout.container(name)))
+        })
+        .collect();
+    if let Some((limit, text)) = &plan.pod_limit {
+        let total: u64 = plan.disk_dirs.iter().map(|i| dir_usage(*i)).sum::<u64>()
+            + containers.iter().map(|(_, u)| u).sum::<u64>();
+        if total > *limit {
+            return Some(format!(
+                "Pod ephemeral local storage usage exceeds the total limit of containers {text}."
+            ));
+        }
+    }
+    for ((name, limit), (_, used)) in plan.containers.iter().zip(&containers) {
+        if let Some((limit, text)) = limit
+            && used > limit
+        {
+            return Some(format!(
+                "Container {name} exceeded its local ephemeral storage limit {text:?}."
+            ));
+        }
+    }
+    None
+}
+
+/// The space a folder takes on its file system (blocks, as `du` counts
+/// them), links never followed.
+fn usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    total
+}
+
+/// The space a container's logs take (the files of its folder; its
+/// runtime folder holds none).
+fn logs(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.blocks() * 512)
+            .sum()
+    })
+}
+
+/// Bytes as Kubernetes prints a quantity: the largest binary unit that
+/// divides them (`15Mi`), else the largest decimal one (`5M`), else plain
+/// bytes.
+fn quantity(bytes: u64) -> String {
+    let binary = [
+        (60, "Ei"),
+        (50, "Pi"),
+        (40, "Ti"),
+        (30, "Gi"),
+        (20, "Mi"),
+        (10, "Ki"),
+    ];
+    for (shift, unit) in binary {
+        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    let decimal = [
+        (18, "E"),
+        (15, "P"),
+        (12, "T"),
+        (9, "G"),
+        (6, "M"),
+        (3, "k"),
+    ];
+    for (exp, unit) in decimal {
+        let d = 10u64.pow(exp);
+        if bytes != 0 && bytes % d == 0 {
+            return format!("{}{unit}", bytes / d);
+        }
+    }
+    bytes.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_print_in_the_largest_binary_unit() {
+        assert_eq!(quantity(10 << 20), "10Mi");
+        assert_eq!(quantity(3 << 30), "3Gi");
+        assert_eq!(quantity(5_000_000), "5M");
+        assert_eq!(quantity(1500), "1500");
+        assert_eq!(quantity(0), "0");
+    }
+}
