@@ -3,6 +3,7 @@
 
 mod cache_and_status;
 mod containers;
+mod cpu;
 mod downward_api;
 mod eviction;
 mod filesystem;

@@ -2,9 +2,11 @@
 //! interruption, the compile cache (in memory and on disk), and running one
 //! guest to its end.
 
+mod cpu;
 mod files;
 mod synthetic;
 
+pub(crate) use cpu::CpuShare;
 pub(crate) use files::FileBudget;
 pub(crate) use synthetic::{
     Placeholders as PlaceholderFiles, PodFiles, TERMINATION_MESSAGE_MAX, TerminationLog,
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Config, InstancePre, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, InstancePre, Linker, Module, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Image {
 pub(crate) struct P1State {
     wasi: WasiP1Ctx,
     limits: MemoryLimiter,
+    cpu: cpu::CpuAccount,
     files: files::GuestFiles,
     synthetic: synthetic::P1Files,
 }
@@ -105,6 +108,7 @@ pub(crate) struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     limits: MemoryLimiter,
+    cpu: cpu::CpuAccount,
     net: Arc<PodNet>,
     files: files::GuestFiles,
     synthetic: Option<Arc<PodFiles>>,
@@ -305,6 +309,8 @@ pub(crate) struct GuestConfig {
     pub preopens: Vec<Preopen>,
     pub log: ContainerLog,
     pub memory_limit: Option<u64>,
+    /// CPU quota and weight (see [`cpu`]).
+    pub cpu: CpuShare,
     /// The pod's network (wasip2 guests reach it through wasi:sockets).
     pub net: Arc<PodNet>,
     /// File-system calls of a wasip2 guest run on its own thread instead of
@@ -326,6 +332,8 @@ pub(crate) struct Engine {
     cache: CompileCache,
     ticker_stop: Arc<AtomicBool>,
     files: Arc<FileBudget>,
+    /// The epoch tick.
+    tick: Duration,
 }
 
 impl Drop for Engine {
@@ -426,6 +434,7 @@ impl Engine {
             cache,
             ticker_stop,
             files,
+            tick,
         })
     }
 
@@ -651,6 +660,7 @@ impl Engine {
                     P1State {
                         wasi: builder.build_p1(),
                         limits,
+                        cpu: cpu::CpuAccount::new(cfg.cpu, self.tick),
                         files: files::GuestFiles::new(self.files.clone()),
                         synthetic: synthetic::P1Files::new(cfg.synthetic.clone()),
                     },
@@ -674,6 +684,7 @@ impl Engine {
                         ctx: builder.build(),
                         table: ResourceTable::new(),
                         limits,
+                        cpu: cpu::CpuAccount::new(cfg.cpu, self.tick),
                         net: cfg.net.clone(),
                         files: files::GuestFiles::new(self.files.clone()),
                         synthetic: cfg.synthetic.clone(),
@@ -715,11 +726,15 @@ impl Engine {
 /// The store data of a guest of either kind.
 trait GuestState: Send + 'static {
     fn limits(&mut self) -> &mut MemoryLimiter;
+    fn cpu(&mut self) -> &mut cpu::CpuAccount;
 }
 
 impl GuestState for P1State {
     fn limits(&mut self) -> &mut MemoryLimiter {
         &mut self.limits
+    }
+    fn cpu(&mut self) -> &mut cpu::CpuAccount {
+        &mut self.cpu
     }
 }
 
@@ -727,14 +742,18 @@ impl GuestState for P2State {
     fn limits(&mut self) -> &mut MemoryLimiter {
         &mut self.limits
     }
+    fn cpu(&mut self) -> &mut cpu::CpuAccount {
+        &mut self.cpu
+    }
 }
 
 /// What every guest's store gets before it runs: its memory limiter, and
-/// a yield at each epoch tick.
+/// at each epoch deadline its CPU accounting and a yield ([`cpu`]).
 fn arm<T: GuestState>(store: &mut Store<T>) {
     store.limiter(|s| s.limits());
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|_| Ok(yield_to_driver()));
+    let ticks = store.data_mut().cpu().slice_ticks();
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_callback(|mut s| Ok(s.data_mut().cpu().on_deadline()));
 }
 
 /// Why the memory limiter stopped the guest, if it did.
@@ -745,17 +764,6 @@ fn exceeded_memory<T: GuestState>(store: &mut Store<T>) -> Option<Exceeded> {
         .exceeded
         .take()
         .map(Exceeded::Memory)
-}
-
-/// What a guest does at each epoch tick: it yields through tokio's
-/// `yield_now`, which lets the worker poll its timer and I/O driver before
-/// the guest runs again. A plain yield (`UpdateDeadline::Yield`) would put
-/// the guest straight back in the run queue: with as many CPU-bound guests
-/// as worker threads, tokio would then check its timers only every few
-/// dozen polls, each a whole tick long, and grace periods, probe periods
-/// and sleeps would come most of a second late.
-fn yield_to_driver() -> UpdateDeadline {
-    UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
 }
 
 /// Maps how a guest call ended to a container exit, with Kubernetes'

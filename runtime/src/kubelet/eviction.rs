@@ -208,7 +208,7 @@ fn quantity(bytes: u64) -> String {
         (10, "Ki"),
     ];
     for (shift, unit) in binary {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -222,7 +222,7 @@ fn quantity(bytes: u64) -> String {
     ];
     for (exp, unit) in decimal {
         let d = 10u64.pow(exp);
-        if bytes != 0 && bytes % d == 0 {
+        if bytes != 0 && bytes.is_multiple_of(d) {
             return format!("{}{unit}", bytes / d);
         }
     }

@@ -328,6 +328,8 @@ fn container_config(
         working_dir: c.working_dir.clone(),
         working_dir_mount: c.working_dir_mount.clone(),
         memory_limit: c.memory_limit,
+        cpu_limit_millis: c.resources.limits.cpu_millis,
+        cpu_request_millis: c.resources.requests.cpu_millis,
         read_only_root: c.read_only_root,
         termination_message_path: Some(c.termination_message_path.clone()),
         field: c.field.clone(),

@@ -57,6 +57,11 @@ pub struct ContainerConfig {
     /// Most bytes of linear memory (and tables); past it the guest ends
     /// `OOMKilled`, 137.
     pub memory_limit: Option<u64>,
+    /// `limits.cpu` in millicores: at most this share of each 100 ms
+    /// period; past it the guest is throttled (CFS's quota).
+    pub cpu_limit_millis: Option<u64>,
+    /// `requests.cpu` in millicores: its weight on a contended thread.
+    pub cpu_request_millis: Option<u64>,
     /// `securityContext.readOnlyRootFilesystem`: the guest's `/` (and the
     /// `/tmp` in it) cannot be written.
     pub read_only_root: bool,
@@ -81,6 +86,8 @@ impl ContainerConfig {
             working_dir: None,
             working_dir_mount: None,
             memory_limit: None,
+            cpu_limit_millis: None,
+            cpu_request_millis: None,
             read_only_root: false,
             termination_message_path: None,
             field: name.to_string(),
@@ -532,6 +539,10 @@ fn guest_config(
         preopens,
         log,
         memory_limit: config.memory_limit,
+        cpu: crate::engine::CpuShare {
+            limit_millis: config.cpu_limit_millis,
+            request_millis: config.cpu_request_millis,
+        },
         net: sandbox.net.clone(),
         synthetic: synthetic.then(|| sandbox.files.with_termination_log(termination.clone())),
         // A host folder may be slow (a network disk) or hold a FIFO whose

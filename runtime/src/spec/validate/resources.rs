@@ -40,11 +40,6 @@ impl Validator<'_> {
                 );
             }
         }
-        if limits.cpu_millis.is_some() {
-            self.warnings.push(format!(
-                "{field}.resources.limits[cpu]: not enforced as a quota; guests share the CPU fairly through epoch preemption"
-            ));
-        }
         Resources {
             requests: explicit.or(limits),
             limits,

@@ -18,6 +18,7 @@
 //! | `wait-for PATH [MS]` | poll until PATH exists (exit 1 after MS, default forever) |
 //! | `sleep MS` | sleep |
 //! | `spin [MS]` | burn CPU, forever or for MS milliseconds |
+//! | `work MS` | burn CPU for MS milliseconds of wall time; print `work: N rounds` (its progress) |
 //! | `alloc MIB` | allocate and touch MIB mebibytes |
 //! | `fill PATH [MIB]` | append 1 MiB blocks to PATH as fast as possible (forever, or MIB of them); print `fill PATH: error KIND after N MiB` and exit 1 when a write fails |
 //! | `trap` | execute `unreachable` |
@@ -149,6 +150,19 @@ fn run(cmd: &[String]) {
             }
         }
         "sleep" => std::thread::sleep(Duration::from_millis(arg(1).parse().unwrap())),
+        "work" => {
+            let limit = Duration::from_millis(arg(1).parse().unwrap());
+            let start = Instant::now();
+            let mut x: u64 = 1;
+            let mut rounds: u64 = 0;
+            while start.elapsed() < limit {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                rounds += 1;
+            }
+            println!("work: {rounds} rounds");
+        }
         "spin" => {
             let limit = cmd.get(1).map(|ms| Duration::from_millis(ms.parse().unwrap()));
             let start = Instant::now();
