@@ -27,11 +27,13 @@ pub struct RuntimeConfig {
     /// never fill the host's memory unless a volume asks for
     /// `medium: Memory`.
     pub data_dir: Option<PathBuf>,
-    /// How often the kubelet layer measures the pods' ephemeral storage
-    /// (emptyDir `sizeLimit`, `limits.ephemeral-storage`) to evict a pod
-    /// over a limit (the kubelet: every 10 s). A guest writing as fast as
-    /// the disk takes can go past a limit by what it writes in one
-    /// interval. Not scaled by `time_scale`.
+    /// The longest time between two measurements of a pod's ephemeral
+    /// storage (emptyDir `sizeLimit`, `limits.ephemeral-storage`), to evict
+    /// a pod past a limit (the kubelet: every 10 s). Checks start 10 ms
+    /// apart and come sooner while usage grows (see
+    /// [`eviction`](crate::kubelet)); a guest writing as fast as the disk
+    /// takes can go past a limit by what it writes between two checks. Only
+    /// pods with such limits are measured. Not scaled by `time_scale`.
     pub eviction_interval: Duration,
     /// Multiplies every Kubernetes duration (back-off, deadlines), so that
     /// tests can run Kubernetes timings in milliseconds. 1.0 is real time.
@@ -82,7 +84,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             state_dir: None,
             data_dir: None,
-            eviction_interval: Duration::from_millis(500),
+            eviction_interval: Duration::from_millis(100),
             time_scale: 1.0,
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),

@@ -1,7 +1,14 @@
 //! Local ephemeral storage, measured and enforced as the kubelet's eviction
-//! manager does it: every `RuntimeConfig::eviction_interval` the pod's
-//! emptyDirs, containers' roots and logs are measured; a pod past a limit is
-//! evicted (its containers killed, phase `Failed`, reason `Evicted`).
+//! manager does it: the pod's emptyDirs, containers' roots and logs are
+//! measured, and a pod past a limit is evicted (its containers killed at
+//! once, phase `Failed`, reason `Evicted`).
+//!
+//! Measuring is periodic, so a fast writer gets past a limit by what it
+//! writes between two checks. The checks adapt: they start 10 ms apart and
+//! space out, doubling, to `RuntimeConfig::eviction_interval` while usage
+//! stays still; when it grows, the next check comes before the growth seen
+//! could reach the nearest limit (half the predicted time, at least
+//! [`MIN_INTERVAL`] apart).
 //!
 //! Checked in the kubelet's order, the first one past its limit evicts:
 //! 1. each emptyDir with a `sizeLimit` (a `medium: Memory` one without a
@@ -92,6 +99,9 @@ impl Plan {
     }
 }
 
+/// The closest two checks come.
+pub(crate) const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Resolves with the eviction message once the pod is past a limit; never
 /// when it has none.
 pub(crate) async fn watch(pod: &PodShared) -> String {
@@ -104,60 +114,87 @@ pub(crate) async fn watch(pod: &PodShared) -> String {
         .map(|i| pod.sandbox.volume_dir(i).map(Path::to_path_buf))
         .collect();
     let plan = std::sync::Arc::new(plan);
-    let mut interval = tokio::time::interval(pod.config.eviction_interval);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let longest = pod.config.eviction_interval.max(MIN_INTERVAL);
+    let mut delay = (MIN_INTERVAL * 2).min(longest);
+    let mut last: Option<(std::time::Instant, u64)> = None;
     loop {
-        interval.tick().await;
+        tokio::time::sleep(delay).await;
         let (plan, layout, dirs) = (plan.clone(), layout.clone(), dirs.clone());
         // A walk of folders a guest filled: on the blocking pool.
-        let verdict = tokio::task::spawn_blocking(move || check(&plan, &layout, &dirs)).await;
-        if let Ok(Some(message)) = verdict {
-            return message;
-        }
+        let Ok(verdict) = tokio::task::spawn_blocking(move || check(&plan, &layout, &dirs)).await
+        else {
+            continue;
+        };
+        let (total, headroom) = match verdict {
+            Verdict::Over(message) => return message,
+            Verdict::Under { total, headroom } => (total, headroom),
+        };
+        let now = std::time::Instant::now();
+        delay = match last {
+            Some((at, before)) if total > before => {
+                // Before the growth seen could use up the headroom.
+                let rate = (total - before) as f64 / now.duration_since(at).as_secs_f64().max(1e-6);
+                std::time::Duration::from_secs_f64(headroom as f64 / rate / 2.0)
+                    .clamp(MIN_INTERVAL, longest)
+            }
+            _ => (delay * 2).min(longest),
+        };
+        last = Some((now, total));
     }
 }
 
-/// One check: the message of the first limit passed.
-fn check(
-    plan: &Plan,
-    layout: &crate::sandbox::PodLayout,
-    dirs: &[Option<PathBuf>],
-) -> Option<String> {
+/// What one check found.
+enum Verdict {
+    /// Past a limit: the eviction message.
+    Over(String),
+    /// Within every limit: all it measured, and the smallest room left
+    /// under a limit.
+    Under { total: u64, headroom: u64 },
+}
+
+/// One check: the message of the first limit passed, in the kubelet's
+/// order.
+fn check(plan: &Plan, layout: &crate::sandbox::PodLayout, dirs: &[Option<PathBuf>]) -> Verdict {
     let dir_usage = |i: usize| dirs.get(i).cloned().flatten().map_or(0, |d| usage(&d));
+    let mut headroom = u64::MAX;
+    let mut total = 0;
     for (i, name, limit, text) in &plan.empty_dirs {
-        if dir_usage(*i) > *limit {
-            return Some(format!(
+        let used = dir_usage(*i);
+        if used > *limit {
+            return Verdict::Over(format!(
                 "Usage of EmptyDir volume {name:?} exceeds the limit {text:?}."
             ));
         }
+        headroom = headroom.min(limit - used);
+        total += used;
     }
-    let containers: Vec<(&str, u64)> = plan
+    let containers: Vec<u64> = plan
         .containers
         .iter()
-        .map(|(name, _)| {
-            let root = usage(&layout.root_dir(name));
-            (name.as_str(), root + logs(&layout.container(name)))
-        })
+        .map(|(name, _)| usage(&layout.root_dir(name)) + logs(&layout.container(name)))
         .collect();
+    let pod_total =
+        plan.disk_dirs.iter().map(|i| dir_usage(*i)).sum::<u64>() + containers.iter().sum::<u64>();
+    total += pod_total;
     if let Some((limit, text)) = &plan.pod_limit {
-        let total: u64 = plan.disk_dirs.iter().map(|i| dir_usage(*i)).sum::<u64>()
-            + containers.iter().map(|(_, u)| u).sum::<u64>();
-        if total > *limit {
-            return Some(format!(
+        if pod_total > *limit {
+            return Verdict::Over(format!(
                 "Pod ephemeral local storage usage exceeds the total limit of containers {text}."
             ));
         }
+        headroom = headroom.min(limit - pod_total);
     }
-    for ((name, limit), (_, used)) in plan.containers.iter().zip(&containers) {
-        if let Some((limit, text)) = limit
-            && used > limit
-        {
-            return Some(format!(
-                "Container {name} exceeded its local ephemeral storage limit {text:?}."
-            ));
+    for ((name, limit), used) in plan.containers.iter().zip(&containers) {
+        if let Some((limit, text)) = limit {
+            if used > limit {
+                return Verdict::Over(format!(
+                    "Container {name} exceeded its local ephemeral storage limit {text:?}."
+                ));
+            }
+            headroom = headroom.min(limit - used);
         }
     }
-    None
+    Verdict::Under { total, headroom }
 }
 
 /// The space a folder takes on its file system (blocks, as `du` counts
