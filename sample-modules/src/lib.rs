@@ -48,6 +48,9 @@ pub const TCP_ECHO_P2: &str = image!("tcp-echo-p2.wasm");
 pub const HTTP_SERVER_P2: &str = image!("http-server-p2.wasm");
 /// `http-get` (an HTTP client / poller) as a wasip2 component.
 pub const HTTP_GET_P2: &str = image!("http-get-p2.wasm");
+/// `grpc-health` (the standard gRPC health service, tonic-health over
+/// hyper on tokio) as a wasip2 component.
+pub const GRPC_HEALTH_P2: &str = image!("grpc-health-p2.wasm");
 /// `graceful` (a worker that drains on SIGTERM, per wasipod's contract) as a wasip2 component.
 pub const GRACEFUL_P2: &str = image!("graceful-p2.wasm");
 /// `graceful` as a wasip1 module (the contract works for both).

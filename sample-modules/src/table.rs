@@ -13,6 +13,7 @@ pub const GUESTS: &[(&str, &[&str])] = &[
     ("tcp-echo", &["p2"]),
     ("http-server", &["p2"]),
     ("http-get", &["p2"]),
+    ("grpc-health", &["p2"]),
 ];
 
 /// The rust target of each WASI version.

@@ -28,7 +28,7 @@ async fn a_failing_exec_liveness_probe_restarts_the_container() {
     std::fs::write(dir.path().join("healthy"), "yes").unwrap();
     let w = f
         .start(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: live}}\nspec:\n  volumes: [{{name: p, hostPath: {{path: {d}}}}}]\n  containers:\n  - name: app\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    volumeMounts: [{{name: p, mountPath: /probe}}]\n    livenessProbe:\n      exec: {{command: [toolbox, sh, \"append /probe/runs x; cat /probe/healthy\"]}}\n      periodSeconds: 1\n      failureThreshold: 3\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: live}}\nspec:\n  volumes: [{{name: p, hostPath: {{path: {d}}}}}]\n  containers:\n  - name: app\n    image: toolbox-p1.wasm\n    args: [sleep, '600000']\n    volumeMounts: [{{name: p, mountPath: /probe}}]\n    livenessProbe:\n      exec: {{command: [toolbox, sh, \"append /probe/runs x; cat /probe/healthy\"]}}\n      periodSeconds: 1\n      timeoutSeconds: 100\n      failureThreshold: 3\n",
             d = dir.path().display()
         ))
         .await;
@@ -427,4 +427,73 @@ async fn an_exec_probe_that_outlives_its_timeout_is_killed_and_fails() {
         "a readiness failure never kills"
     );
     w.pod.delete(Some(Duration::ZERO)).await;
+}
+
+/// gRPC probes speak `grpc.health.v1.Health/Check` to a real health server
+/// (tonic-health in a wasip2 guest): SERVING passes, NOT_SERVING fails and
+/// a liveness probe restarts the container, an unknown service fails with
+/// the server's NotFound.
+#[tokio::test]
+async fn grpc_probes_pass_fail_and_restart() {
+    let f = fast();
+    let dir = tempfile::tempdir().unwrap();
+    let w = f
+        .start(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: grpc}}\nspec:\n  volumes: [{{name: p, hostPath: {{path: {d}}}}}]\n  containers:\n  - name: server\n    image: grpc-health-p2.wasm\n    args: ['0.0.0.0:50051', /probe/unhealthy]\n    volumeMounts: [{{name: p, mountPath: /probe}}]\n    readinessProbe:\n      grpc: {{port: 50051}}\n      periodSeconds: 1\n      timeoutSeconds: 100\n    livenessProbe:\n      grpc: {{port: 50051, service: app}}\n      periodSeconds: 1\n      timeoutSeconds: 100\n      failureThreshold: 3\n  - name: other\n    image: grpc-health-p2.wasm\n    args: ['0.0.0.0:50052']\n    readinessProbe:\n      grpc: {{port: 50052, service: nosuch}}\n      periodSeconds: 1\n      timeoutSeconds: 100\n",
+            d = dir.path().display()
+        ))
+        .await;
+    w.until("the server is ready over gRPC", |s| {
+        s.container("server").is_some_and(|c| c.ready)
+    })
+    .await;
+    eventually("the unknown service fails readiness", || {
+        count(
+            &w,
+            "Unhealthy",
+            "Readiness probe failed: rpc error: code = NotFound",
+        ) >= 2
+    })
+    .await;
+    assert!(!w.pod.status().container("other").unwrap().ready);
+    assert_eq!(count(&w, "Unhealthy", "Liveness"), 0, "app is SERVING");
+    std::fs::write(dir.path().join("unhealthy"), "").unwrap();
+    let s = w
+        .until("restarted by the gRPC liveness probe", |s| {
+            s.container("server").is_some_and(|c| c.restart_count >= 1)
+        })
+        .await;
+    let last = s.container("server").unwrap().last_state.clone().unwrap();
+    assert_eq!(last.terminated().unwrap().exit_code, 143);
+    assert!(
+        count(
+            &w,
+            "Unhealthy",
+            "Liveness probe failed: service unhealthy (responded with \"NOT_SERVING\")"
+        ) >= 3
+    );
+    assert!(count(&w, "Killing", "failed liveness probe") >= 1);
+    w.pod.delete(Some(Duration::ZERO)).await;
+}
+
+#[test]
+fn grpc_probe_fields_are_checked() {
+    let bad = |container: &str| {
+        wasipod::PodSpec::from_yaml(
+            &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: x}}\nspec:\n  containers:\n  - name: a\n    image: hello-p1.wasm\n{container}"),
+            crate::support::images(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let m = bad("    livenessProbe: {grpc: {port: 0}}\n");
+    assert!(
+        m.contains("spec.containers[0].livenessProbe.grpc.port: Invalid value: 0: must be between 1 and 65535, inclusive"),
+        "{m}"
+    );
+    let m = bad("    lifecycle: {preStop: {grpc: {port: 1}}}\n");
+    assert!(
+        m.contains("spec.containers[0].lifecycle.preStop.grpc: Forbidden"),
+        "{m}"
+    );
 }

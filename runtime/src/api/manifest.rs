@@ -312,9 +312,22 @@ pub struct Handler {
     /// Wait (hooks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sleep: Option<SleepAction>,
-    /// Refused: the gRPC health protocol is not implemented.
+    /// Refused: lifecycle hooks have no gRPC action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<Value>,
+}
+
+/// `grpc` of a probe.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrpcAction {
+    /// The port (a number: Kubernetes takes no port name here).
+    #[serde(default)]
+    pub port: i64,
+    /// The service name sent in the request (default: empty, the server as
+    /// a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// A probe: a handler and its timing. Flattened in Kubernetes' shape.
@@ -330,9 +343,9 @@ pub struct Probe {
     /// A TCP connect over the pod network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_socket: Option<TcpSocketAction>,
-    /// Refused: the gRPC health protocol is not implemented.
+    /// `grpc.health.v1.Health/Check` over the pod network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grpc: Option<Value>,
+    pub grpc: Option<GrpcAction>,
     /// Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay_seconds: Option<i64>,

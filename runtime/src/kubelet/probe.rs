@@ -6,6 +6,9 @@
 //! - `httpGet` is an HTTP/1.1 GET from the host side over the pod network to
 //!   the pod's own IP; a status from 200 to 399 is success.
 //! - `tcpSocket` succeeds when a listener accepts the connection.
+//! - `grpc` calls `grpc.health.v1.Health/Check` over the pod network with
+//!   the gRPC project's client (tonic, HTTP/2 by hyper); `SERVING` is
+//!   success.
 //! - `sleep` (hooks only) waits.
 //!
 //! One worker type serves the three probe kinds, as the kubelet's prober
@@ -66,6 +69,7 @@ pub(crate) async fn run_action(
                     Err(_) => Err(format!("dial tcp {addr}: connect: connection refused")),
                 }
             }
+            Action::Grpc { port, service } => grpc_check(target.sandbox, *port, service).await,
             Action::Sleep(d) => {
                 tokio::time::sleep(scale(*d, target.time_scale)).await;
                 Ok(format!("slept {}s", d.as_secs()))
@@ -170,6 +174,56 @@ async fn http_get(
         Ok(format!("HTTP probe succeeded with statuscode: {code}"))
     } else {
         Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+/// `grpc`: `grpc.health.v1.Health/Check` for `service` on the pod's own
+/// IP, with the kubelet's messages.
+async fn grpc_check(sandbox: &PodSandbox, port: u16, service: &str) -> Result<String, String> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let target = SocketAddr::new(sandbox.net().ip.into(), port);
+    let failed = |e: &dyn std::fmt::Display| format!("failed to connect service \"{target}\": {e}");
+    let (to_server, to_client) = sandbox
+        .net()
+        .enqueue(target, probe_source(sandbox))
+        .map_err(|_| failed(&"connection refused"))?;
+    // One connection, already made on the pod network, handed to the
+    // client as its transport.
+    let mut stream = Some(crate::net::bridge::stream(to_server, to_client));
+    let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+        let stream = stream.take();
+        async move {
+            stream
+                .map(hyper_util::rt::TokioIo::new)
+                .ok_or_else(|| std::io::Error::other("one connection per probe"))
+        }
+    });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
+        .map_err(|e| failed(&e))?
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| failed(&e))?;
+    let request = HealthCheckRequest {
+        service: service.to_string(),
+    };
+    match HealthClient::new(channel).check(request).await {
+        Ok(response) => match response.into_inner().status() {
+            ServingStatus::Serving => Ok(format!("service {service:?} is SERVING")),
+            other => Err(format!(
+                "service unhealthy (responded with {:?})",
+                other.as_str_name()
+            )),
+        },
+        Err(status) if status.code() == tonic::Code::Unimplemented => Err(format!(
+            "this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
+            status.message()
+        )),
+        Err(status) => Err(format!(
+            "rpc error: code = {:?} desc = {}",
+            status.code(),
+            status.message()
+        )),
     }
 }
 

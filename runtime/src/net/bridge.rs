@@ -12,9 +12,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
 use super::PodNet;
@@ -41,7 +40,22 @@ pub(crate) async fn splice(
     }
 }
 
-async fn host_to_pod(mut rd: OwnedReadHalf, mut w: PipeWriter) {
+/// A virtual connection as a tokio stream, for the runtime's own clients
+/// on the pod network (gRPC probes): bytes are copied between the returned
+/// end and the connection's pipes until either side closes.
+pub(crate) fn stream(to_pod: Arc<Pipe>, from_pod: Arc<Pipe>) -> tokio::io::DuplexStream {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (rd, wr) = tokio::io::split(theirs);
+    tokio::spawn(async move {
+        tokio::join!(
+            host_to_pod(rd, PipeWriter(to_pod)),
+            pod_to_host(PipeReader(from_pod), wr)
+        );
+    });
+    ours
+}
+
+async fn host_to_pod(mut rd: impl AsyncRead + Unpin, mut w: PipeWriter) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match rd.read(&mut buf).await {
@@ -64,7 +78,7 @@ async fn host_to_pod(mut rd: OwnedReadHalf, mut w: PipeWriter) {
     }
 }
 
-async fn pod_to_host(mut r: PipeReader, mut wr: OwnedWriteHalf) {
+async fn pod_to_host(mut r: PipeReader, mut wr: impl AsyncWrite + Unpin) {
     loop {
         r.readable().await;
         match r.read_now(64 * 1024) {

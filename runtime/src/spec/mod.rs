@@ -192,6 +192,14 @@ pub enum Action {
         /// Port.
         port: u16,
     },
+    /// `grpc.health.v1.Health/Check` to the pod's own IP (probes only);
+    /// `SERVING` is success.
+    Grpc {
+        /// Port.
+        port: u16,
+        /// The service asked about (empty: the server as a whole).
+        service: String,
+    },
     /// Wait (hooks only).
     Sleep(Duration),
 }

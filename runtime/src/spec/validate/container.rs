@@ -91,13 +91,21 @@ impl Validator<'_> {
                     "WASI has no signals; see the SIGTERM contract",
                 ));
             }
+            for (name, h) in [("postStart", &l.post_start), ("preStop", &l.pre_stop)] {
+                if h.as_ref().is_some_and(|h| h.grpc.is_some()) {
+                    self.push(field::forbidden(
+                        format!("{lf}.{name}.grpc"),
+                        "lifecycle hooks take exec, httpGet, tcpSocket or sleep; gRPC is for probes",
+                    ));
+                }
+            }
             if let Some(h) = &l.post_start {
                 post_start = self.action(
                     &h.exec,
                     &h.http_get,
                     &h.tcp_socket,
                     &h.sleep,
-                    &h.grpc,
+                    None,
                     &format!("{lf}.postStart"),
                     &ports,
                 );
@@ -108,7 +116,7 @@ impl Validator<'_> {
                     &h.http_get,
                     &h.tcp_socket,
                     &h.sleep,
-                    &h.grpc,
+                    None,
                     &format!("{lf}.preStop"),
                     &ports,
                 );

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use serde_yaml_ng::Value;
-
 use super::*;
 
 impl Validator<'_> {
@@ -19,7 +17,7 @@ impl Validator<'_> {
             &p.http_get,
             &p.tcp_socket,
             &None,
-            &p.grpc,
+            p.grpc.as_ref(),
             field,
             ports,
         );
@@ -81,7 +79,7 @@ impl Validator<'_> {
         http: &Option<manifest::HttpGetAction>,
         tcp: &Option<manifest::TcpSocketAction>,
         sleep: &Option<manifest::SleepAction>,
-        grpc: &Option<Value>,
+        grpc: Option<&manifest::GrpcAction>,
         field: &str,
         ports: &[(Option<String>, i64)],
     ) -> Option<Action> {
@@ -96,12 +94,27 @@ impl Validator<'_> {
         .filter(|b| **b)
         .count();
         if count != 1 {
-            self.err(field, "Required value: must specify exactly one handler (exec, httpGet, tcpSocket or sleep)");
+            self.err(field, "Required value: must specify exactly one handler (exec, httpGet, tcpSocket, grpc or sleep)");
             return None;
         }
-        if grpc.is_some() {
-            self.err(format!("{field}.grpc"), "Unsupported value: gRPC health checks are not supported by wasipod; use httpGet, tcpSocket or exec");
-            return None;
+        if let Some(g) = grpc {
+            let f = format!("{field}.grpc.port");
+            return match u16::try_from(g.port) {
+                Ok(port) if port > 0 => Some(Action::Grpc {
+                    port,
+                    service: g.service.clone().unwrap_or_default(),
+                }),
+                _ => {
+                    self.err(
+                        f,
+                        format!(
+                            "Invalid value: {}: must be between 1 and 65535, inclusive",
+                            g.port
+                        ),
+                    );
+                    None
+                }
+            };
         }
         let mut port = |p: &manifest::IntOrString, f: String| -> Option<u16> {
             match p {
