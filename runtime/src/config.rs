@@ -30,8 +30,7 @@ pub struct RuntimeConfig {
     /// The longest time between two measurements of a pod's ephemeral
     /// storage (emptyDir `sizeLimit`, `limits.ephemeral-storage`), to evict
     /// a pod past a limit (the kubelet: every 10 s). Checks start 10 ms
-    /// apart and come sooner while usage grows (see
-    /// [`eviction`](crate::kubelet)); a guest writing as fast as the disk
+    /// apart and come sooner while usage grows; a guest writing as fast as the disk
     /// takes can go past a limit by what it writes between two checks. Only
     /// pods with such limits are measured. Not scaled by `time_scale`.
     pub eviction_interval: Duration,

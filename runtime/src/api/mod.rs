@@ -1,6 +1,7 @@
 //! Kubernetes shapes, free of I/O and of wasmtime: the manifest wire types
 //! (strict parsing), the pod status with its state machine and derivation
-//! rules, events and their reasons, and quantities.
+//! rules, events and their reasons, quantities, and a pod as a row of
+//! `kubectl get pods` (`table`).
 
 pub mod manifest;
 pub mod quantity;

@@ -1,6 +1,8 @@
 //! The wasmtime side: one [`wasmtime::Engine`] per runtime with epoch
 //! interruption, the compile cache (in memory and on disk), and running one
-//! guest to its end.
+//! guest to its end: its CPU quota and weight (`cpu.rs`), its open files
+//! (`files.rs`), and the files the runtime makes up for it (`synthetic.rs`:
+//! `/dev`, `/etc`, the termination log).
 
 mod cpu;
 mod files;

@@ -11,6 +11,7 @@
 //! | `restart.rs` | restart decisions and back-off |
 //! | `terminate.rs` | preStop → SIGTERM → grace → SIGKILL; sidecars last, in reverse order |
 //! | `probe.rs` | probe workers (they report; the pod worker acts) and hook actions |
+//! | `eviction.rs` | ephemeral storage measured; a pod past a limit evicted |
 //! | `status.rs` | the only writer of status and events |
 //! | `clock.rs` | Kubernetes durations in the runtime's time |
 
