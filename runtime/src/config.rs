@@ -20,13 +20,20 @@ pub struct RuntimeConfig {
     /// runtime is dropped.
     pub state_dir: Option<PathBuf>,
     /// Where guests' disk storage lives: emptyDirs of the default medium
-    /// and containers' roots (`<data_dir>/pods/<namespace>_<name>_<uid>/`).
+    /// (and containers' roots with [`RuntimeConfig::roots_on_disk`]), in
+    /// `<data_dir>/pods/<namespace>_<name>_<uid>/`.
     /// `None`: the state folder when [`RuntimeConfig::state_dir`] is
     /// given; with a temporary state folder (on tmpfs), a temporary folder
     /// on disk (under `/var/tmp`), removed with the runtime. Guests' files
-    /// never fill the host's memory unless a volume asks for
+    /// in emptyDirs never fill the host's memory unless a volume asks for
     /// `medium: Memory`.
     pub data_dir: Option<PathBuf>,
+    /// Containers' roots (their `/` and `/tmp`) in the data folder too,
+    /// rather than in the state folder (tmpfs when temporary). Off by
+    /// default: two folders made on disk per container start cost far more
+    /// than on tmpfs (see the README's Resources). With it off, bound what a
+    /// guest writes outside its volumes with `limits.ephemeral-storage`.
+    pub roots_on_disk: bool,
     /// The longest time between two measurements of a pod's ephemeral
     /// storage (emptyDir `sizeLimit`, `limits.ephemeral-storage`), to evict
     /// a pod past a limit (the kubelet: every 10 s). Checks start 10 ms
@@ -83,6 +90,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             state_dir: None,
             data_dir: None,
+            roots_on_disk: false,
             eviction_interval: Duration::from_millis(100),
             time_scale: 1.0,
             backoff_initial: Duration::from_secs(10),

@@ -385,7 +385,7 @@ async fn dropping_the_runtime_leaves_no_temporary_directory() {
     let data = runtime.node().data_dir().to_path_buf();
     assert_ne!(data, state, "guests' disk storage is not on tmpfs");
     assert!(data.starts_with("/var/tmp"), "{}", data.display());
-    crate::support::eventually("the pod's root and emptyDir are in the data folder", || {
+    crate::support::eventually("the pod's emptyDir is in the data folder", || {
         data.join("pods")
             .read_dir()
             .is_ok_and(|mut d| d.next().is_some())

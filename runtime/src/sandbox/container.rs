@@ -382,11 +382,12 @@ impl Container {
         let trash = self.inner.sandbox.node.owner.trash();
         let mut aside = Vec::new();
         if let Some(root) = &self.inner.root {
-            super::volume::remove_tree(
-                &root.path,
-                &self.inner.sandbox.node.data_trash(),
-                &mut aside,
-            );
+            let root_trash = if self.inner.sandbox.layout.roots_on_disk() {
+                self.inner.sandbox.node.data_trash()
+            } else {
+                trash.clone()
+            };
+            super::volume::remove_tree(&root.path, &root_trash, &mut aside);
         }
         if let Ok(entries) = std::fs::read_dir(&self.inner.run_dir.0) {
             for e in entries.flatten() {

@@ -7,10 +7,11 @@
 //!                                           downwardAPI and projected volumes
 //!     <container>/<attempt>.log             a run's log (`<attempt>.log.1`: its rotated part)
 //!     <container>/run/                      the container's `/run/wasipod`
+//!     <container>/root/                     the container's `/` (with `tmp/`), fresh per run
+//!                                           (in the data folder with `RuntimeConfig::roots_on_disk`)
 //! <data>/pods/<namespace>_<name>_<uid>/     the pod's disk storage (the same folder
 //!                                           when the data folder is the state folder)
 //!     .volumes/<volume>/                    emptyDir volumes of the default medium
-//!     <container>/root/                     the container's `/` (with `tmp/`), fresh per run
 //! <state>/runtimes/<id>.lock                which runtime owns which pods (state)
 //! <state>/trash/                            folders being removed in the background
 //! <state>/synthetic/{dev,etc}/              empty placeholders behind every guest's
@@ -43,6 +44,8 @@ pub(crate) fn trash_dir(state_dir: &Path) -> PathBuf {
 pub struct PodLayout {
     dir: PathBuf,
     data: PathBuf,
+    /// Containers' roots are in `data` (else in `dir`).
+    roots_on_disk: bool,
 }
 
 impl PodLayout {
@@ -58,16 +61,23 @@ impl PodLayout {
         Self {
             data: dir.clone(),
             dir,
+            roots_on_disk: false,
         }
     }
 
     /// The same pod with its disk storage under the data folder
-    /// `data_dir`.
-    pub fn with_data(mut self, data_dir: &Path) -> Self {
+    /// `data_dir` (its containers' roots too when `roots_on_disk`).
+    pub fn with_data(mut self, data_dir: &Path, roots_on_disk: bool) -> Self {
         if let Some(name) = self.dir.file_name() {
             self.data = pods_dir(data_dir).join(name);
         }
+        self.roots_on_disk = roots_on_disk;
         self
+    }
+
+    /// Whether containers' roots are in the data folder.
+    pub(crate) fn roots_on_disk(&self) -> bool {
+        self.roots_on_disk && self.data != self.dir
     }
 
     /// The pod's folder in the data folder.
@@ -118,7 +128,12 @@ impl PodLayout {
     /// A container's writable root (`/` in the guest, with `/tmp`): fresh
     /// for each run, removed with the container.
     pub(crate) fn root_dir(&self, container: &str) -> PathBuf {
-        self.data.join(container).join("root")
+        let base = if self.roots_on_disk {
+            &self.data
+        } else {
+            &self.dir
+        };
+        base.join(container).join("root")
     }
 
     /// The log of run `attempt` (0, 1, … as `restartCount`) of a

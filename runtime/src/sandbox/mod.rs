@@ -405,7 +405,7 @@ impl PodSandbox {
             &config.name,
             &config.uid,
         )
-        .with_data(&node.data_dir);
+        .with_data(&node.data_dir, node.config.roots_on_disk);
         let dir = layout.dir().to_path_buf();
         // One call on the usual path; the whole chain if `pods/` is gone.
         std::fs::create_dir(&dir)
@@ -418,9 +418,13 @@ impl PodSandbox {
         let (net, published) = match attached {
             Ok(a) => a,
             Err(e) => {
-                if let Some(aside) = state::move_aside(&dir, &node.owner.trash()) {
-                    state::remove_in_background(vec![aside]);
+                let mut aside: Vec<PathBuf> = state::move_aside(&dir, &node.owner.trash())
+                    .into_iter()
+                    .collect();
+                if layout.data() != layout.dir() {
+                    aside.extend(state::move_aside(layout.data(), &node.data_trash()));
                 }
+                state::remove_in_background(aside);
                 return Err(e);
             }
         };
@@ -591,7 +595,12 @@ impl PodSandbox {
         let mut aside = Vec::new();
         for c in lock(&self.inner.names).iter() {
             volume::remove_tree(&self.inner.layout.run_dir(c), &trash, &mut aside);
-            volume::remove_tree(&self.inner.layout.root_dir(c), &data_trash, &mut aside);
+            let root_trash = if self.inner.layout.roots_on_disk() {
+                &data_trash
+            } else {
+                &trash
+            };
+            volume::remove_tree(&self.inner.layout.root_dir(c), root_trash, &mut aside);
         }
         // Its folder in a separate data folder holds only what guests
         // wrote: it goes whole.

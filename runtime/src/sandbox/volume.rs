@@ -344,7 +344,24 @@ impl Volumes {
             None => None,
             Some(read_only) => {
                 let path = layout.root_dir(container);
-                fresh_dir(&path, data_trash, &mut aside).map_err(io(&path))?;
+                if first
+                    && layout.roots_on_disk()
+                    && let Some(parent) = path.parent()
+                {
+                    // The container's folder in the data folder.
+                    std::fs::create_dir(parent)
+                        .or_else(|e| match e.kind() {
+                            std::io::ErrorKind::AlreadyExists => Ok(()),
+                            _ => std::fs::create_dir_all(parent),
+                        })
+                        .map_err(io(parent))?;
+                }
+                let trash = if layout.roots_on_disk() {
+                    data_trash
+                } else {
+                    trash
+                };
+                fresh_dir(&path, trash, &mut aside).map_err(io(&path))?;
                 let tmp = path.join("tmp");
                 std::fs::create_dir(&tmp).map_err(io(&tmp))?;
                 Some(ContainerRoot { path, read_only })
