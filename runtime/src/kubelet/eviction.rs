@@ -197,21 +197,46 @@ fn check(plan: &Plan, layout: &crate::sandbox::PodLayout, dirs: &[Option<PathBuf
     Verdict::Under { total, headroom }
 }
 
-/// The space a folder takes on its file system (blocks, as `du` counts
-/// them), links never followed.
+/// Most folders deep a measurement goes, and most entries it reads: a
+/// guest's tree bounds the work of a check.
+const MAX_DEPTH: usize = 64;
+const MAX_ENTRIES: usize = 1 << 20;
+
+/// The space a folder a guest writes takes on its file system (blocks, as
+/// `du` counts them). Walked through cap-std handles, so that a link a
+/// guest plants (or swaps in during the walk) never leads out of the
+/// folder, and bounded in depth and entries.
 fn usage(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
+    use cap_std::fs::{Dir, MetadataExt};
+    use std::sync::Arc;
+    let Ok(root) = Dir::open_ambient_dir(dir, cap_std::ambient_authority()) else {
+        return 0;
+    };
     let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+    let mut seen = 0;
+    // Folders to read: each opened from its parent when its turn comes.
+    let mut stack: Vec<(Arc<Dir>, Option<std::ffi::OsString>, usize)> =
+        vec![(Arc::new(root), None, 0)];
+    while let Some((parent, name, depth)) = stack.pop() {
+        let dir = match name {
+            None => parent,
+            Some(name) => match parent.open_dir(&name) {
+                Ok(d) => Arc::new(d),
+                Err(_) => continue,
+            },
+        };
+        let Ok(entries) = dir.entries() else {
             continue;
         };
         for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return total;
+            }
             let Ok(m) = e.metadata() else { continue };
             total += m.blocks() * 512;
-            if m.is_dir() {
-                stack.push(e.path());
+            if m.is_dir() && depth < MAX_DEPTH {
+                stack.push((dir.clone(), Some(e.file_name()), depth + 1));
             }
         }
     }
