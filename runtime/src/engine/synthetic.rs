@@ -197,13 +197,15 @@ impl TerminationLog {
         if end > t.len {
             t.resize(end);
         }
+        // Only what falls in the kept window is stored (any offset a guest
+        // gives is safe: nothing here overflows).
         let start = t.start();
-        for (i, b) in bytes.iter().enumerate() {
-            let at = pos + i as u64;
-            if at >= start && at < t.len {
-                let i = (at - start) as usize;
-                t.tail[i] = *b;
-            }
+        let from = pos.max(start);
+        let to = end.min(t.len);
+        if from < to {
+            let src = &bytes[(from - pos) as usize..(to - pos) as usize];
+            let dst = (from - start) as usize;
+            t.tail[dst..dst + src.len()].copy_from_slice(src);
         }
     }
 
@@ -1387,4 +1389,32 @@ pub(crate) fn add_p1(linker: &mut wasmtime::Linker<P1State>) -> wasmtime::Result
         },
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_termination_log_keeps_its_last_4_kib_at_any_offset() {
+        let log = TerminationLog::new();
+        log.write_at(0, b"hello");
+        log.write_at(5, b" world");
+        assert_eq!(log.message(), b"hello world");
+        log.write_at(6, b"W");
+        assert_eq!(log.message(), b"hello World");
+        let big = vec![b'x'; 5000];
+        log.write_at(log.len(), &big);
+        assert_eq!(log.len(), 5011);
+        assert_eq!(log.message(), vec![b'x'; TERMINATION_MESSAGE_MAX]);
+        // Offsets a guest may give, up to the largest: no overflow.
+        log.write_at(u64::MAX - 2, b"abcdef");
+        assert_eq!(log.len(), u64::MAX);
+        assert!(
+            log.message().ends_with(b"ab"),
+            "the bytes that fit below u64::MAX"
+        );
+        log.set_len(0);
+        assert!(log.message().is_empty());
+    }
 }

@@ -39,11 +39,11 @@ struct Plan {
 impl Plan {
     fn of(pod: &PodShared) -> Plan {
         let spec = &pod.spec;
+        // Limits come from the manifest: sums saturate.
         let memory_total: Option<u64> = spec
             .containers
             .iter()
-            .map(|c| c.memory_limit)
-            .sum::<Option<u64>>();
+            .try_fold(0u64, |sum, c| Some(sum.saturating_add(c.memory_limit?)));
         let mut plan = Plan::default();
         for (i, v) in spec.volumes.iter().enumerate() {
             if let VolumeSource::EmptyDir { memory, size_limit } = &v.source {
@@ -77,7 +77,7 @@ impl Plan {
             .all_containers()
             .filter(|c| c.kind == crate::spec::ContainerKind::App || c.sidecar)
             .filter_map(|c| c.resources.limits.ephemeral_storage)
-            .sum();
+            .fold(0u64, u64::saturating_add);
         let init = spec
             .init_containers
             .iter()

@@ -209,7 +209,7 @@ impl Container {
             config.attempt == 0,
             (!config.mounts.iter().any(|m| m.mount_path == "/")).then_some(config.read_only_root),
             &sandbox.node.owner.trash(),
-            &sandbox.node.data_trash(),
+            &sandbox.node.root_trash(layout),
         )?;
         let preopens = volumes.preopens(
             &config.mounts,
@@ -382,11 +382,11 @@ impl Container {
         let trash = self.inner.sandbox.node.owner.trash();
         let mut aside = Vec::new();
         if let Some(root) = &self.inner.root {
-            let root_trash = if self.inner.sandbox.layout.roots_on_disk() {
-                self.inner.sandbox.node.data_trash()
-            } else {
-                trash.clone()
-            };
+            let root_trash = self
+                .inner
+                .sandbox
+                .node
+                .root_trash(&self.inner.sandbox.layout);
             super::volume::remove_tree(&root.path, &root_trash, &mut aside);
         }
         if let Ok(entries) = std::fs::read_dir(&self.inner.run_dir.0) {

@@ -196,6 +196,15 @@ impl Node {
         self.data_owner.as_ref().unwrap_or(&self.owner).trash()
     }
 
+    /// The trash on the file system of this pod's containers' roots.
+    pub(crate) fn root_trash(&self, layout: &PodLayout) -> PathBuf {
+        if layout.roots_on_disk() {
+            self.data_trash()
+        } else {
+            self.owner.trash()
+        }
+    }
+
     /// Compile cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.engine.stats()
@@ -595,12 +604,8 @@ impl PodSandbox {
         let mut aside = Vec::new();
         for c in lock(&self.inner.names).iter() {
             volume::remove_tree(&self.inner.layout.run_dir(c), &trash, &mut aside);
-            let root_trash = if self.inner.layout.roots_on_disk() {
-                &data_trash
-            } else {
-                &trash
-            };
-            volume::remove_tree(&self.inner.layout.root_dir(c), root_trash, &mut aside);
+            let root_trash = self.inner.node.root_trash(&self.inner.layout);
+            volume::remove_tree(&self.inner.layout.root_dir(c), &root_trash, &mut aside);
         }
         // Its folder in a separate data folder holds only what guests
         // wrote: it goes whole.

@@ -313,14 +313,15 @@ impl Volumes {
     /// an empty root holding `tmp/`. What the last run left is moved aside
     /// and removed in the background: a restarted container starts from a
     /// fresh root, as a restarted Kubernetes container gets a fresh
-    /// writable layer.
+    /// writable layer. `trash` and `root_trash` are the trashes on the
+    /// runtime folder's and the root's file systems.
     pub(crate) fn fresh_dirs(
         layout: &PodLayout,
         container: &str,
         first: bool,
         root: Option<bool>,
         trash: &Path,
-        data_trash: &Path,
+        root_trash: &Path,
     ) -> Result<ContainerDirs, RuntimeError> {
         let run = layout.run_dir(container);
         let io = |path: &Path| {
@@ -356,12 +357,7 @@ impl Volumes {
                         })
                         .map_err(io(parent))?;
                 }
-                let trash = if layout.roots_on_disk() {
-                    data_trash
-                } else {
-                    trash
-                };
-                fresh_dir(&path, trash, &mut aside).map_err(io(&path))?;
+                fresh_dir(&path, root_trash, &mut aside).map_err(io(&path))?;
                 let tmp = path.join("tmp");
                 std::fs::create_dir(&tmp).map_err(io(&tmp))?;
                 Some(ContainerRoot { path, read_only })

@@ -67,6 +67,21 @@ fn main() {
     }
 }
 
+/// Burns CPU for `limit` of wall time (forever without one); how many
+/// rounds of 10,000 multiplications it did.
+fn burn(limit: Option<Duration>) -> u64 {
+    let start = Instant::now();
+    let mut x: u64 = 1;
+    let mut rounds: u64 = 0;
+    while limit.is_none_or(|l| start.elapsed() < l) {
+        for _ in 0..10_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        rounds += 1;
+    }
+    rounds
+}
+
 fn kind(e: &std::io::Error) -> String {
     format!("{:?}", e.kind())
 }
@@ -151,30 +166,11 @@ fn run(cmd: &[String]) {
         }
         "sleep" => std::thread::sleep(Duration::from_millis(arg(1).parse().unwrap())),
         "work" => {
-            let limit = Duration::from_millis(arg(1).parse().unwrap());
-            let start = Instant::now();
-            let mut x: u64 = 1;
-            let mut rounds: u64 = 0;
-            while start.elapsed() < limit {
-                for _ in 0..10_000 {
-                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                }
-                rounds += 1;
-            }
+            let rounds = burn(Some(Duration::from_millis(arg(1).parse().unwrap())));
             println!("work: {rounds} rounds");
         }
         "spin" => {
-            let limit = cmd.get(1).map(|ms| Duration::from_millis(ms.parse().unwrap()));
-            let start = Instant::now();
-            let mut x: u64 = 1;
-            loop {
-                for _ in 0..100_000 {
-                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                }
-                if limit.is_some_and(|l| start.elapsed() > l) {
-                    break;
-                }
-            }
+            burn(cmd.get(1).map(|ms| Duration::from_millis(ms.parse().unwrap())));
         }
         "fill" => {
             let limit: u64 = cmd.get(2).and_then(|a| a.parse().ok()).unwrap_or(u64::MAX);
