@@ -2,6 +2,7 @@
 //! `sample-modules/`) run through the public library API.
 
 mod cache_and_status;
+mod containerd;
 mod containers;
 mod cpu;
 mod downward_api;

@@ -29,6 +29,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use tokio::io::AsyncWriteExt;
+
 use crate::api::status::{Exit, ExitReason};
 use crate::error::RuntimeError;
 use crate::log::{ContainerLog, Stream};
@@ -136,6 +138,8 @@ struct MemoryLimiter {
     exceeded: Option<String>,
     /// With the pooling allocator, a slot's memory size caps every guest.
     slot_cap: Option<u64>,
+    /// Where `used` is published for readers outside the store.
+    gauge: Option<Arc<AtomicU64>>,
 }
 
 /// What one table element costs the host (a pointer), counted against the
@@ -174,6 +178,9 @@ impl MemoryLimiter {
             return Err(wasmtime::Error::new(OomKill));
         }
         self.used = after;
+        if let Some(g) = &self.gauge {
+            g.store(after, Ordering::Relaxed);
+        }
         Ok(true)
     }
 }
@@ -323,7 +330,26 @@ pub(crate) struct GuestConfig {
     /// The pod's `/dev` and `/etc` files (see [`synthetic`]), when those
     /// folders are among the preopens.
     pub synthetic: Option<Arc<PodFiles>>,
+    /// Standard streams other than the log (the containerd shim's FIFOs).
+    pub stdio: GuestStdio,
+    /// Updated with the bytes of memory and tables the guest holds.
+    pub memory_gauge: Option<Arc<AtomicU64>>,
 }
+
+/// A guest's standard streams where they are not its log: stdin (none by
+/// default), stdout and stderr (the log by default).
+#[derive(Default)]
+pub(crate) struct GuestStdio {
+    pub stdin: Option<Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>>,
+    pub stdout: Option<Box<dyn tokio::io::AsyncWrite + Send + Sync + Unpin>>,
+    pub stderr: Option<Box<dyn tokio::io::AsyncWrite + Send + Sync + Unpin>>,
+}
+
+/// Bytes of a guest's output a stream takes before the guest waits for
+/// the reader.
+const STDIO_BUDGET: usize = 64 * 1024;
+/// How long a guest's end waits for its output streams to drain.
+const STDIO_FLUSH: Duration = Duration::from_secs(5);
 
 /// The engine shared by every pod of a runtime.
 pub(crate) struct Engine {
@@ -619,11 +645,39 @@ impl Engine {
     /// at once, wherever it is (running wasm or blocked in a host call).
     pub(crate) async fn run(&self, image: &Image, mut cfg: GuestConfig) -> Exit {
         let mut builder = WasiCtxBuilder::new();
+        builder.args(&cfg.argv).envs(&cfg.env);
+        // Output goes to the log unless the caller gave streams; a handle on
+        // each given stream is kept to flush it (and to add the runtime's
+        // note) once the guest has ended.
+        let mut outputs: [Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send + Sync>>>; 2] =
+            [None, None];
+        for (slot, given, stream) in [
+            (0, cfg.stdio.stdout.take(), Stream::Stdout),
+            (1, cfg.stdio.stderr.take(), Stream::Stderr),
+        ] {
+            match given {
+                Some(w) => {
+                    let s = wasmtime_wasi::cli::AsyncStdoutStream::new(STDIO_BUDGET, w);
+                    outputs[slot] = Some(Box::into_pin(
+                        wasmtime_wasi::cli::StdoutStream::async_stream(&s),
+                    ));
+                    match stream {
+                        Stream::Stdout => builder.stdout(s),
+                        Stream::Stderr => builder.stderr(s),
+                    };
+                }
+                None => {
+                    match stream {
+                        Stream::Stdout => builder.stdout(cfg.log.pipe(Stream::Stdout)),
+                        Stream::Stderr => builder.stderr(cfg.log.pipe(Stream::Stderr)),
+                    };
+                }
+            }
+        }
+        if let Some(r) = cfg.stdio.stdin.take() {
+            builder.stdin(wasmtime_wasi::cli::AsyncStdinStream::new(r));
+        }
         builder
-            .args(&cfg.argv)
-            .envs(&cfg.env)
-            .stdout(cfg.log.pipe(Stream::Stdout))
-            .stderr(cfg.log.pipe(Stream::Stderr))
             // Not for wasip1: wasmtime-wasi then serves a wasip1 sleep with
             // a blocking thread sleep, which would stall the executor (and
             // every pod on it) instead of yielding.
@@ -654,6 +708,7 @@ impl Engine {
             used: 0,
             exceeded: None,
             slot_cap: self.pool.map(|p| p.max_memory),
+            gauge: cfg.memory_gauge.clone(),
         };
         let (result, exceeded) = match &image.prepared {
             Prepared::P1(pre) => {
@@ -720,6 +775,21 @@ impl Engine {
             && exit.reason != ExitReason::Completed
         {
             cfg.log.note(detail);
+            if let Some(err) = &mut outputs[1] {
+                let line = format!("wasipod: {detail}\n");
+                let _ = tokio::time::timeout(STDIO_FLUSH, err.write_all(line.as_bytes())).await;
+            }
+        }
+        // Everything the guest wrote reaches its reader before its exit is
+        // reported (bounded: a reader that stopped reading cannot hold it).
+        // (A flush only asks the stream's writer task; the second waits
+        // until the first is done.)
+        for w in outputs.iter_mut().flatten() {
+            let _ = tokio::time::timeout(STDIO_FLUSH, async {
+                let _ = w.flush().await;
+                w.flush().await
+            })
+            .await;
         }
         exit
     }

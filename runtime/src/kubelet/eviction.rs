@@ -111,7 +111,7 @@ pub(crate) async fn watch(pod: &PodShared) -> String {
     }
     let layout = pod.sandbox.layout().clone();
     let dirs: Vec<Option<PathBuf>> = (0..pod.spec.volumes.len())
-        .map(|i| pod.sandbox.volume_dir(i).map(Path::to_path_buf))
+        .map(|i| pod.sandbox.volume_dir(i))
         .collect();
     let plan = std::sync::Arc::new(plan);
     let longest = pod.config.eviction_interval.max(MIN_INTERVAL);

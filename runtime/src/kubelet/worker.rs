@@ -332,6 +332,7 @@ fn container_config(
         cpu_request_millis: c.resources.requests.cpu_millis,
         read_only_root: c.read_only_root,
         termination_message_path: Some(c.termination_message_path.clone()),
+        stdio: Default::default(),
         field: c.field.clone(),
     })
 }

@@ -18,6 +18,7 @@
 //! - UDP is not supported: creating a UDP socket fails with `not-supported`.
 
 pub(crate) mod bridge;
+mod host;
 pub(crate) mod lookup;
 pub(crate) mod pipe;
 pub(crate) mod tcp;
@@ -59,6 +60,7 @@ mod bindings {
 pub(crate) use bindings::wasi::sockets as wit;
 
 pub use crate::spec::network::{OUTBOUND_ANNOTATION, OutboundRule, PortMapping};
+pub use host::HostNetns;
 
 /// Limits that keep one pod from exhausting the host.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +143,7 @@ impl Network {
         self: &Arc<Self>,
         hostname: &str,
         outbound: Vec<OutboundRule>,
+        host: Option<HostNetns>,
     ) -> Result<Arc<PodNet>, RuntimeError> {
         let mut inner = lock(&self.inner);
         let usable = self.size - 3;
@@ -163,6 +166,7 @@ impl Network {
                 ports: Mutex::new(Ports::default()),
                 sockets: AtomicUsize::new(0),
                 outbound,
+                host: host.clone(),
                 gateway: self.gateway(),
                 stop: CancellationToken::new(),
             });
@@ -193,6 +197,8 @@ impl Network {
 struct Ports {
     bound: HashSet<SocketAddr>,
     listeners: HashMap<SocketAddr, Arc<Listener>>,
+    /// Ends the mirror of each listener in the host namespace.
+    mirrors: HashMap<SocketAddr, CancellationToken>,
     next_ephemeral: u16,
 }
 
@@ -206,6 +212,10 @@ pub(crate) struct PodNet {
     ports: Mutex<Ports>,
     sockets: AtomicUsize,
     outbound: Vec<OutboundRule>,
+    /// The host namespace its listeners are mirrored into and its outbound
+    /// connections leave from (see [`HostNetns`]); `None`: outbound
+    /// connections leave from this process's, and nothing is mirrored.
+    host: Option<HostNetns>,
     gateway: Ipv4Addr,
     /// Ends the pod's host-side tasks (published ports, outbound connections).
     pub(crate) stop: CancellationToken,
@@ -362,16 +372,62 @@ impl PodNet {
         let mut ports = lock(&self.ports);
         ports.bound.remove(&addr);
         ports.listeners.remove(&addr);
+        if let Some(mirror) = ports.mirrors.remove(&addr) {
+            mirror.cancel();
+        }
     }
 
-    pub(crate) fn listen(&self, addr: SocketAddr, backlog: usize) -> Arc<Listener> {
+    pub(crate) fn listen(self: &Arc<Self>, addr: SocketAddr, backlog: usize) -> Arc<Listener> {
         let listener = Arc::new(Listener {
             queue: Mutex::new(VecDeque::new()),
             backlog: backlog.clamp(1, self.limits.max_backlog),
             ready: Notify::new(),
         });
-        lock(&self.ports).listeners.insert(addr, listener.clone());
+        let mut ports = lock(&self.ports);
+        ports.listeners.insert(addr, listener.clone());
+        if let Some(host) = &self.host {
+            let stop = self.stop.child_token();
+            ports.mirrors.insert(addr, stop.clone());
+            drop(ports);
+            self.mirror(host, addr, stop);
+        }
         listener
+    }
+
+    /// Listens on the guest listener's port in the host namespace and
+    /// forwards what arrives to it, until `stop`. In this process's
+    /// namespace the port is bound before the guest's listen returns; in
+    /// another, on a thread that entered it, in the background.
+    fn mirror(self: &Arc<Self>, host: &HostNetns, addr: SocketAddr, stop: CancellationToken) {
+        let at = host::mirror_address(addr);
+        let target = if addr.ip().is_unspecified() {
+            SocketAddr::new(self.ip.into(), addr.port())
+        } else {
+            addr
+        };
+        let pod = Arc::downgrade(self);
+        let serve = move |bound: std::io::Result<std::net::TcpListener>| match bound
+            .and_then(tokio::net::TcpListener::from_std)
+        {
+            Ok(l) => {
+                tokio::spawn(bridge::publish(pod, l, target, stop));
+            }
+            Err(e) => {
+                tracing::warn!(address = %at, error = %e, "cannot mirror a guest's listener in the host namespace");
+            }
+        };
+        match host {
+            HostNetns::Current => serve(host.bind(at)),
+            HostNetns::Path(_) => {
+                let host = host.clone();
+                tokio::spawn(async move {
+                    let bound = tokio::task::spawn_blocking(move || host.bind(at))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    serve(bound);
+                });
+            }
+        }
     }
 
     fn listener_for(&self, target: SocketAddr) -> Option<Arc<Listener>> {

@@ -271,6 +271,7 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
                 });
                 tokio::spawn(dial(
                     real,
+                    pod.host.clone(),
                     attempt.clone(),
                     inbound.clone(),
                     outbound.clone(),
@@ -537,15 +538,14 @@ impl wit::tcp::HostTcpSocket for NetView<'_> {
 /// bytes until either side closes or the pod goes away.
 async fn dial(
     real: SocketAddr,
+    host: Option<super::HostNetns>,
     attempt: Arc<Attempt>,
     inbound: Arc<Pipe>,
     outbound: Arc<Pipe>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let connect = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        tokio::net::TcpStream::connect(real),
-    );
+    let connect =
+        tokio::time::timeout(std::time::Duration::from_secs(30), connect_from(host, real));
     let result = tokio::select! {
         r = connect => r,
         _ = stop.cancelled() => {
@@ -562,4 +562,22 @@ async fn dial(
         Ok(Err(e)) => attempt.finish(Err(ErrorCode::from(&e))),
         Err(_) => attempt.finish(Err(ErrorCode::Timeout)),
     }
+}
+
+/// Connects to `real` from the host namespace `host` (this process's when
+/// `None`).
+async fn connect_from(
+    host: Option<super::HostNetns>,
+    real: SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = match host {
+        None | Some(super::HostNetns::Current) => {
+            return tokio::net::TcpStream::connect(real).await;
+        }
+        // Entering another namespace takes a thread of its own.
+        Some(ns) => tokio::task::spawn_blocking(move || ns.socket_for(real))
+            .await
+            .map_err(std::io::Error::other)??,
+    };
+    socket.connect(real).await
 }

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
 use super::SandboxInner;
+use super::stdio::StdioPaths;
 use super::volume::{ContainerRoot, RunDir, Volumes};
 use crate::api::status::{self, Exit, ExitReason, Time};
 use crate::engine::{
-    GuestConfig, HostDir, Image, Preopen, TERMINATION_MESSAGE_MAX, TerminationLog,
+    GuestConfig, GuestStdio, HostDir, Image, Preopen, TERMINATION_MESSAGE_MAX, TerminationLog,
 };
 use crate::error::RuntimeError;
 use crate::log::ContainerLog;
@@ -69,6 +70,9 @@ pub struct ContainerConfig {
     /// ([`Container::termination_message`]); `None`:
     /// [`DEFAULT_TERMINATION_MESSAGE_PATH`].
     pub termination_message_path: Option<String>,
+    /// Its standard streams, where they are not the defaults (no stdin;
+    /// output into its log): the FIFOs containerd gives a task.
+    pub stdio: StdioPaths,
     /// What to name in messages, e.g. `spec.containers[1]`.
     pub field: String,
 }
@@ -90,6 +94,7 @@ impl ContainerConfig {
             cpu_request_millis: None,
             read_only_root: false,
             termination_message_path: None,
+            stdio: StdioPaths::default(),
             field: name.to_string(),
         }
     }
@@ -156,6 +161,8 @@ pub(crate) struct ContainerInner {
     root: Option<ContainerRoot>,
     /// Its `/dev/termination-log`, shared by its run and its execs.
     termination: Arc<TerminationLog>,
+    /// Bytes of memory and tables its run's guest holds.
+    memory: Arc<std::sync::atomic::AtomicU64>,
     run: Arc<Run>,
     /// The guest's set-up, until it is started.
     pending: Mutex<Option<GuestConfig>>,
@@ -231,15 +238,18 @@ impl Container {
             source: e,
         })?;
         let termination = TerminationLog::new();
-        let guest = guest_config(
+        let stdio = config.stdio.open()?;
+        let mut guest = guest_config(
             &sandbox,
             &config,
             None,
             preopens,
             &dirs.run_dir.0,
-            log,
+            (log, stdio),
             &termination,
         );
+        let memory = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        guest.memory_gauge = Some(memory.clone());
         let id = format!(
             "wasipod://{}/{}/{}",
             sandbox.config.uid, config.name, config.attempt
@@ -252,6 +262,7 @@ impl Container {
                 run_dir: dirs.run_dir,
                 root: dirs.root,
                 termination,
+                memory,
                 run: Arc::new(Run {
                     state: watch::channel(RunState::Created).0,
                     kill: watch::channel(None).0,
@@ -427,6 +438,12 @@ impl Container {
         }
     }
 
+    /// Bytes of linear memory and tables its run's guest holds now (what
+    /// `resources.limits.memory` limits); 0 before it starts.
+    pub fn memory_usage(&self) -> u64 {
+        self.inner.memory.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the run has ended.
     pub fn has_exited(&self) -> bool {
         matches!(*self.inner.run.state.borrow(), RunState::Exited(_))
@@ -437,6 +454,43 @@ impl Container {
     /// and returns its exit and output. Refused unless the container is
     /// running. Dropping the future ends the exec's guest.
     pub async fn exec(&self, argv: Vec<String>) -> Result<ExecResult, RuntimeError> {
+        let log = ContainerLog::capture(
+            EXEC_OUTPUT_MAX,
+            &self.inner.config.name,
+            &self.inner.sandbox.node.log_files,
+        );
+        let exit = self
+            .exec_guest(argv, log.clone(), &StdioPaths::default())
+            .await?;
+        Ok(ExecResult {
+            exit,
+            output: log.captured(),
+        })
+    }
+
+    /// As [`Container::exec`], with the exec's own standard streams (what
+    /// containerd gives an exec process: FIFOs) instead of a capture.
+    pub async fn exec_stdio(
+        &self,
+        argv: Vec<String>,
+        stdio: &StdioPaths,
+    ) -> Result<Exit, RuntimeError> {
+        let log = ContainerLog::capture(
+            0,
+            &self.inner.config.name,
+            &self.inner.sandbox.node.log_files,
+        );
+        self.exec_guest(argv, log, stdio).await
+    }
+
+    /// Steps: the container must be running; its mounts are opened again;
+    /// the exec's streams are opened; the guest runs to its end.
+    async fn exec_guest(
+        &self,
+        argv: Vec<String>,
+        log: ContainerLog,
+        stdio: &StdioPaths,
+    ) -> Result<Exit, RuntimeError> {
         if !matches!(*self.inner.run.state.borrow(), RunState::Running { .. }) {
             return Err(RuntimeError::FailedPrecondition {
                 object: self.inner.id.clone(),
@@ -452,25 +506,20 @@ impl Container {
             self.inner.root.as_ref(),
             &config.field,
         )?;
-        let log = ContainerLog::capture(EXEC_OUTPUT_MAX, &config.name, &sandbox.node.log_files);
         let guest = guest_config(
             sandbox,
             config,
             Some(argv),
             preopens,
             &self.inner.run_dir.0,
-            log.clone(),
+            (log, stdio.open()?),
             &self.inner.termination,
         );
-        let exit = sandbox.node.engine.run(&config.image, guest).await;
-        Ok(ExecResult {
-            exit,
-            output: log.captured(),
-        })
+        Ok(sandbox.node.engine.run(&config.image, guest).await)
     }
 }
 
-fn volumes_of(sandbox: &SandboxInner) -> Result<&Volumes, RuntimeError> {
+pub(super) fn volumes_of(sandbox: &SandboxInner) -> Result<&Volumes, RuntimeError> {
     sandbox
         .volumes
         .get()
@@ -490,7 +539,7 @@ fn guest_config(
     argv: Option<Vec<String>>,
     mut preopens: Vec<Preopen>,
     run_path: &std::path::Path,
-    log: ContainerLog,
+    (log, stdio): (ContainerLog, GuestStdio),
     termination: &Arc<TerminationLog>,
 ) -> GuestConfig {
     let mut env = config.env.clone();
@@ -546,13 +595,16 @@ fn guest_config(
         },
         net: sandbox.net.clone(),
         synthetic: synthetic.then(|| sandbox.files.with_termination_log(termination.clone())),
+        stdio,
+        memory_gauge: None,
         // A host folder may be slow (a network disk) or hold a FIFO whose
         // open never returns: its calls go to the blocking pool, so that
         // the executor thread, shared with other pods, never waits on it.
         inline_fs: !config.mounts.iter().any(|m| {
+            // Volumes past the pod's own were added as host folders.
             matches!(
                 sandbox.config.volumes.get(m.volume).map(|v| &v.source),
-                Some(VolumeSource::HostPath { .. })
+                Some(VolumeSource::HostPath { .. }) | None
             )
         }),
     }

@@ -35,6 +35,7 @@
 mod container;
 pub mod layout;
 pub mod state;
+mod stdio;
 pub(crate) mod volume;
 
 use std::collections::BTreeSet;
@@ -51,6 +52,7 @@ pub use container::{
     RunState, SIGTERM_HANDLER_FILE, Signal, TERMINATION_FILE,
 };
 pub use layout::PodLayout;
+pub use stdio::StdioPaths;
 
 use crate::api::status::Time;
 use crate::config::RuntimeConfig;
@@ -58,7 +60,7 @@ use crate::engine::{CacheStats, Engine, FileBudget, PlaceholderFiles, PodFiles, 
 use crate::error::RuntimeError;
 use crate::fanout::Fanout;
 use crate::log::{LogFiles, LogLine};
-use crate::net::{Network, OutboundRule, PodNet, PortMapping};
+use crate::net::{HostNetns, Network, OutboundRule, PodNet, PortMapping};
 use crate::spec::{PodSpec, VolumeSpec};
 use crate::sync::lock;
 use volume::Volumes;
@@ -311,6 +313,10 @@ pub struct SandboxConfig {
     pub publish: Vec<PortMapping>,
     /// Which outside addresses the pod may reach.
     pub outbound: Vec<OutboundRule>,
+    /// A network namespace of the host the pod is attached to (see
+    /// [`HostNetns`]): the guests' listeners are mirrored there and
+    /// outbound connections leave from it. `None` for wasipod's own pods.
+    pub host_network: Option<HostNetns>,
 }
 
 impl SandboxConfig {
@@ -325,6 +331,7 @@ impl SandboxConfig {
             volumes: Vec::new(),
             publish: Vec::new(),
             outbound: Vec::new(),
+            host_network: None,
         }
     }
 }
@@ -339,6 +346,7 @@ impl From<&PodSpec> for SandboxConfig {
             volumes: spec.volumes.clone(),
             publish: spec.publish.clone(),
             outbound: spec.outbound.clone(),
+            host_network: None,
         }
     }
 }
@@ -468,9 +476,11 @@ impl PodSandbox {
         node: &Node,
         config: &SandboxConfig,
     ) -> Result<(Arc<PodNet>, Vec<Published>), RuntimeError> {
-        let net = node
-            .network
-            .attach(&config.hostname, config.outbound.clone())?;
+        let net = node.network.attach(
+            &config.hostname,
+            config.outbound.clone(),
+            config.host_network.clone(),
+        )?;
         let mut listeners = Vec::with_capacity(config.publish.len());
         for m in &config.publish {
             let address = SocketAddr::new(m.host_ip, m.host_port);
@@ -523,8 +533,17 @@ impl PodSandbox {
 
     /// The host folder of the sandbox's volume `index` (as
     /// [`SandboxConfig::volumes`] lists them), once mounted.
-    pub fn volume_dir(&self, index: usize) -> Option<&Path> {
+    pub fn volume_dir(&self, index: usize) -> Option<PathBuf> {
         self.inner.volumes.get()?.host_dir(index)
+    }
+
+    /// Adds a host folder to the mounted volumes and returns its index for
+    /// [`crate::spec::MountSpec::volume`] (`field` names it in errors): how
+    /// the containerd shim gives a container the bind mounts of its OCI
+    /// spec, which arrive after the sandbox was made. It is used as a
+    /// `hostPath` volume is; the sandbox never removes it.
+    pub fn add_host_volume(&self, path: &Path, field: &str) -> Result<usize, RuntimeError> {
+        Volumes::add_host_dir(container::volumes_of(&self.inner)?, path, field)
     }
 
     /// What it was made from.

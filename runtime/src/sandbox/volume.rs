@@ -31,6 +31,10 @@ use crate::spec::{MountSpec, VolumeSource, VolumeSpec};
 pub(crate) struct Volumes {
     /// Host directory of each volume, by index in the pod's volumes.
     roots: Vec<PathBuf>,
+    /// Host folders added after the pod's volumes were made (the bind
+    /// mounts of containers created through containerd), indexed after
+    /// `roots`.
+    added: std::sync::Mutex<Vec<PathBuf>>,
     /// The folders of the volumes the pod owns, made on demand and removed
     /// on cleanup: `<pod dir>/.volumes` (in the state folder: memory
     /// emptyDirs and files) and `<pod data dir>/.volumes` (on disk:
@@ -66,6 +70,7 @@ impl Volumes {
         let [trash, data_trash] = trashes;
         let sandbox = Volumes {
             roots: Vec::new(),
+            added: Default::default(),
             owned: [
                 Owned {
                     dir: layout.volumes(),
@@ -176,7 +181,10 @@ impl Volumes {
             });
         }
         for m in mounts {
-            let root = &self.roots[m.volume];
+            let root = &self.root(m.volume).ok_or_else(|| RuntimeError::Volume {
+                field: m.field.clone(),
+                message: format!("no volume {}", m.volume),
+            })?;
             let host = match &m.sub_path {
                 None => HostDir::Path(root.clone()),
                 Some(sub) => {
@@ -280,7 +288,7 @@ impl Volumes {
             .max_by_key(|(m, _)| m.mount_path.len());
         let (dir, rest) = match mount {
             Some((m, rest)) => {
-                let dir = Dir::open_ambient_dir(&self.roots[m.volume], ambient_authority()).ok()?;
+                let dir = Dir::open_ambient_dir(self.root(m.volume)?, ambient_authority()).ok()?;
                 match &m.sub_path {
                     Some(sub) => (dir.open_dir(sub).ok()?, rest),
                     None => (dir, rest),
@@ -386,8 +394,39 @@ impl Volumes {
     }
 
     /// The host folder of volume `index` (as the pod's volumes list them).
-    pub(crate) fn host_dir(&self, index: usize) -> Option<&Path> {
-        self.roots.get(index).map(PathBuf::as_path)
+    pub(crate) fn host_dir(&self, index: usize) -> Option<PathBuf> {
+        self.root(index)
+    }
+
+    fn root(&self, index: usize) -> Option<PathBuf> {
+        match self.roots.get(index) {
+            Some(root) => Some(root.clone()),
+            None => crate::sync::lock(&self.added)
+                .get(index - self.roots.len())
+                .cloned(),
+        }
+    }
+
+    /// Adds a host folder as a volume (`field` names it in errors) and
+    /// returns its index: a bind mount of a container created after the
+    /// sandbox. It must be a directory (a WASI mount is one).
+    pub(crate) fn add_host_dir(&self, path: &Path, field: &str) -> Result<usize, RuntimeError> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RuntimeError::Volume {
+                    field: field.to_string(),
+                    message: format!(
+                        "{}: not a directory (a WASI mount is a directory)",
+                        path.display()
+                    ),
+                });
+            }
+            Err(e) => return Err(io_err(field, path, e)),
+        }
+        let mut added = crate::sync::lock(&self.added);
+        added.push(path.to_path_buf());
+        Ok(self.roots.len() + added.len() - 1)
     }
 
     /// Removes what the pod owns (emptyDirs, configMap/secret files);

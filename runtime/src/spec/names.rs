@@ -1,6 +1,7 @@
 //! Kubernetes names: DNS labels and subdomains, UUIDs.
 
-pub(crate) fn is_dns_label(s: &str) -> bool {
+/// A DNS label (RFC 1123): what a namespace must be.
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -10,11 +11,12 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 }
 
 /// A UUID in its usual text form (what the API server assigns as a uid).
-pub(crate) fn is_uuid(s: &str) -> bool {
+pub fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
 }
 
-pub(crate) fn is_dns_subdomain(s: &str) -> bool {
+/// A DNS subdomain (RFC 1123): what a pod's name must be.
+pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
