@@ -250,3 +250,133 @@ fn ctr_task_exec_runs_the_program_again_in_the_container() {
     }
     c.ctr_ok(NS, &["containers", "rm", "exec-target"]);
 }
+
+/// A network namespace the test makes (`ip netns add`), with loopback up
+/// and a veth pair inside it, one end at 192.0.2.1/24; deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(name: &str) -> Self {
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("running ip");
+            assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+        };
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]);
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        ip(&["-n", name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+        ]);
+        ip(&["-n", name, "addr", "add", "192.0.2.1/24", "dev", "v0"]);
+        ip(&["-n", name, "link", "set", "v0", "up"]);
+        ip(&["-n", name, "link", "set", "v1", "up"]);
+        ns
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = self.path();
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let ns = std::fs::File::open(&path).expect("the namespace");
+            // SAFETY: setns for this short-lived thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn echo_once(listener: std::net::TcpListener) {
+    use std::io::{Read, Write};
+    let (mut s, _) = listener.accept().expect("accept");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read");
+    s.write_all(&got).expect("write");
+}
+
+#[test]
+fn a_pod_in_a_network_namespace_is_reached_there_and_dials_out_from_there() {
+    use std::io::{Read, Write};
+    let c = containerd();
+    let _log = LogOnFailure(&c);
+    let ns = Netns::new(&format!("wasipod-t{}", std::process::id()));
+    let with_ns = format!("network:{}", ns.path());
+
+    // Outbound: the guest reaches a server the test runs in the namespace
+    // (at an address only the namespace has).
+    let server = ns.within(|| std::net::TcpListener::bind("192.0.2.1:0").expect("bind in netns"));
+    let target = server.local_addr().unwrap().to_string();
+    let serving = std::thread::spawn(move || echo_once(server));
+    let (code, out, err) = finish(spawn_run(
+        &c,
+        "dial-out",
+        &["--with-ns", &with_ns],
+        &["/tcp-echo-p2.wasm", "send", &target, "from-the-guest"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("from-the-guest"), "{out}");
+    serving.join().unwrap();
+
+    // Inbound: a guest's wildcard listener is listened on in the namespace
+    // (where the kubelet's probes and port-forward connect), and not on
+    // the host's own network.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let at = format!("0.0.0.0:{port}");
+    let run = spawn_run(
+        &c,
+        "listen-in-ns",
+        &["--with-ns", &with_ns],
+        &["/tcp-echo-p2.wasm", "serve", &at, "2"],
+    );
+    wait_running(&c, "listen-in-ns");
+    for addr in ["192.0.2.1", "127.0.0.1"] {
+        let back = ns.within(move || {
+            let started = Instant::now();
+            let mut s = loop {
+                match std::net::TcpStream::connect((addr, port)) {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        assert!(started.elapsed() < PATIENCE, "{addr}:{port}: {e}");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            };
+            s.write_all(b"into-the-pod").unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = String::new();
+            s.read_to_string(&mut back).unwrap();
+            back
+        });
+        assert_eq!(back, "into-the-pod", "through {addr}");
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the guest's port is open on the host's own network"
+    );
+    let (code, _, err) = finish(run);
+    assert_eq!(code, 0, "{err}");
+}
