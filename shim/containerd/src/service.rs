@@ -306,9 +306,11 @@ impl Service {
                     log::warn!("writing the termination message to {}: {e}", file.display());
                 }
             }
+            // Now, not the status' time: that one has Kubernetes' whole
+            // seconds, and containerd wants the moment.
             let exited = Exited {
                 code: ended.exit.code as u32,
-                at: SystemTime::from(ended.finished_at),
+                at: SystemTime::now(),
             };
             if ended.exit.reason == ExitReason::OomKilled {
                 this.publish(
@@ -853,7 +855,7 @@ impl TaskApi for Service {
                 let ended = c.wait().await;
                 let exited = task.exit.borrow().unwrap_or(Exited {
                     code: ended.exit.code as u32,
-                    at: SystemTime::from(ended.finished_at),
+                    at: SystemTime::now(),
                 });
                 c.clone().remove().await;
                 exited

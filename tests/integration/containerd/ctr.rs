@@ -48,21 +48,27 @@ fn wait_running(c: &super::Containerd, id: &str) {
     }
 }
 
-/// Waits for a child with a bound, and returns its exit code and output.
-fn finish(child: Child) -> (i32, String, String) {
+/// Waits for a child with a bound; its exit code, stdout and stderr.
+fn finish_bytes(child: Child) -> (i32, Vec<u8>, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
     let out = rx
         .recv_timeout(PATIENCE)
-        .expect("ctr run never ended")
-        .expect("ctr run");
+        .expect("ctr never ended")
+        .expect("ctr");
     (
         out.status.code().unwrap_or(-1),
-        text(&out.stdout),
+        out.stdout,
         text(&out.stderr),
     )
+}
+
+/// Waits for a child with a bound, and returns its exit code and output.
+fn finish(child: Child) -> (i32, String, String) {
+    let (code, out, err) = finish_bytes(child);
+    (code, text(&out), err)
 }
 
 #[test]

@@ -243,11 +243,27 @@ async fn cri_runs_a_pod_of_wasm_containers_as_the_kubelet_drives_it() {
     assert!(started.elapsed() < Duration::from_secs(300));
 
     // The reasons and codes the kubelet shows.
-    let failed = pod
-        .run(container("failed", &["/toolbox-p1.wasm", "exit", "1"]))
-        .await;
+    // The kubelet reads the termination message from the host file it
+    // mounts at /dev/termination-log.
+    let message = c.root().join("termination-web-failed");
+    std::fs::write(&message, b"").unwrap();
+    let mut failed = container(
+        "failed",
+        &[
+            "/toolbox-p1.wasm",
+            "sh",
+            "write /dev/termination-log gave-up; exit 1",
+        ],
+    );
+    failed.mounts.push(cri::Mount {
+        container_path: "/dev/termination-log".into(),
+        host_path: message.display().to_string(),
+        readonly: false,
+    });
+    let failed = pod.run(failed).await;
     let s = pod.exited(&failed).await;
     assert_eq!((s.exit_code, s.reason.as_str()), (1, "Error"), "{s:?}");
+    assert_eq!(std::fs::read_to_string(&message).unwrap(), "gave-up");
     let mut oom = container("oom", &["/toolbox-p1.wasm", "alloc", "64"]);
     oom.linux.as_mut().unwrap().resources = Some(cri::LinuxContainerResources {
         memory_limit_in_bytes: 20_000_000,

@@ -29,6 +29,7 @@
 //! | `stat PATH` | print `stat PATH: file|dir|symlink|other SIZE` (or `: error KIND`) |
 //! | `try-symlink TARGET LINK` | print `symlink LINK: ok` or `symlink LINK: error KIND` |
 //! | `count N` | print the lines 1..=N |
+//! | `cat-stdin` | copy stdin to stdout until it ends; then print `stdin: N bytes` to stderr |
 //! | `fail-until PATH N` | append a line to PATH; exit 1 while PATH has fewer than N lines |
 //! | `exit N` | exit with status N |
 //! | `try-bind ADDR [MS]` | bind+listen; print `bind ADDR: ok PORT` or `bind ADDR: error KIND`; hold it MS ms |
@@ -423,6 +424,26 @@ fn run(cmd: &[String]) {
                 std::fs::write(format!("{}/{i}", arg(1)), b"").unwrap();
             }
             println!("made {n} files");
+        }
+        "cat-stdin" => {
+            let mut n = 0u64;
+            let mut buf = vec![0u8; 64 * 1024];
+            let (mut stdin, mut stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
+            loop {
+                match std::io::Read::read(&mut stdin, &mut buf) {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        stdout.write_all(&buf[..k]).unwrap();
+                        n += k as u64;
+                    }
+                    Err(e) => {
+                        eprintln!("stdin: error {}", kind(&e));
+                        std::process::exit(1);
+                    }
+                }
+            }
+            stdout.flush().ok();
+            eprintln!("stdin: {n} bytes");
         }
         "count" => {
             for i in 1..=arg(1).parse::<u64>().unwrap() {
