@@ -22,6 +22,19 @@ const SERVED_ETC: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"
 /// Where the kubelet mounts the file it reads the termination message from.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
 
+/// A bind mount of a host folder, as a guest can be given one.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    /// The host folder.
+    pub source: PathBuf,
+    /// The guest path.
+    pub destination: String,
+    /// Mounted `ro`.
+    pub read_only: bool,
+    /// Its index in the spec's mounts (for messages).
+    pub index: usize,
+}
+
 /// A task's role, from the CRI's annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -214,12 +227,11 @@ impl Bundle {
             .unwrap_or(false)
     }
 
-    /// The bind mounts of folders (what a guest can be given), as
-    /// (host folder, guest path, read-only, index in the spec); and the
+    /// The bind mounts of folders (what a guest can be given); and the
     /// host file bind-mounted at [`TERMINATION_LOG`]. Other mounts have no
     /// meaning for a wasm guest (`/proc`, `/sys`, `/dev` file systems, the
     /// `/etc` files wasipod serves itself) and are left out.
-    pub fn bind_mounts(&self) -> (Vec<(PathBuf, String, bool, usize)>, Option<PathBuf>) {
+    pub fn bind_mounts(&self) -> (Vec<BindMount>, Option<PathBuf>) {
         let mut folders = Vec::new();
         let mut termination = None;
         for (i, m) in self.spec.mounts().iter().flatten().enumerate() {
@@ -245,7 +257,12 @@ impl Bundle {
                 continue;
             }
             if source.is_dir() {
-                folders.push((source.clone(), dest, options.iter().any(|o| o == "ro"), i));
+                folders.push(BindMount {
+                    source: source.clone(),
+                    destination: dest,
+                    read_only: options.iter().any(|o| o == "ro"),
+                    index: i,
+                });
             }
         }
         (folders, termination)

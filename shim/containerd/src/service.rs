@@ -247,15 +247,15 @@ impl Service {
             field: "root".into(),
         });
         let (binds, _) = b.bind_mounts();
-        for (source, dest, read_only, i) in binds {
-            let field = format!("mounts[{i}]");
+        for bind in binds {
+            let field = format!("mounts[{}]", bind.index);
             let volume = sandbox
-                .add_host_volume(&source, &field)
+                .add_host_volume(&bind.source, &field)
                 .map_err(error::runtime)?;
             mounts.push(MountSpec {
                 volume,
-                mount_path: dest,
-                read_only,
+                mount_path: bind.destination,
+                read_only: bind.read_only,
                 sub_path: None,
                 field,
             });
@@ -877,10 +877,10 @@ impl TaskApi for Service {
         // A standalone container's pod goes with it.
         {
             let mut state = lock(&self.inner.state);
-            if state.tasks.is_empty() {
-                if let Some(s) = state.sandbox.take() {
-                    s.remove();
-                }
+            if state.tasks.is_empty()
+                && let Some(s) = state.sandbox.take()
+            {
+                s.remove();
             }
         }
         self.publish(
