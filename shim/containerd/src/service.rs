@@ -323,6 +323,27 @@ impl Service {
                 .await;
             }
             exit.send_replace(Some(exited));
+            // As when a container's init process ends, its execs end too.
+            let execs: Vec<(String, Exited)> = {
+                let mut state = lock(&this.inner.state);
+                state
+                    .tasks
+                    .get_mut(&id)
+                    .map(|task| {
+                        task.execs
+                            .iter_mut()
+                            .filter(|(_, e)| e.started && e.exit.borrow().is_none())
+                            .filter_map(|(exec_id, e)| {
+                                Self::kill_exec(e, 9);
+                                e.exit.borrow().map(|x| (exec_id.clone(), x))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for (exec_id, exited) in execs {
+                this.publish_exit(&id, &exec_id, exited).await;
+            }
             this.publish_exit(&id, &id, exited).await;
         });
     }
@@ -678,7 +699,8 @@ impl TaskApi for Service {
                 )));
             }
         };
-        let mut sandbox_ended = None;
+        // The processes this kill ended at once, to tell containerd about.
+        let mut ended: Vec<(String, Exited)> = Vec::new();
         {
             let mut state = lock(&self.inner.state);
             let task = state
@@ -698,38 +720,42 @@ impl TaskApi for Service {
                 }
                 if req.signal != 0 {
                     Self::kill_exec(exec, req.signal);
+                    ended.extend(exec.exit.borrow().map(|x| (req.exec_id.clone(), x)));
                 }
-                return Ok(api::Empty::default());
-            }
-            if task.exit.borrow().is_some() {
-                return Err(error::not_found(&format!(
-                    "process {}: already finished",
-                    req.id
-                )));
-            }
-            if req.signal == 0 {
-                return Ok(api::Empty::default());
-            }
-            if req.all {
-                for exec in task.execs.values_mut() {
-                    Self::kill_exec(exec, req.signal);
+            } else {
+                if task.exit.borrow().is_some() {
+                    return Err(error::not_found(&format!(
+                        "process {}: already finished",
+                        req.id
+                    )));
                 }
-            }
-            match &task.kind {
-                Kind::Container(c) => c.kill(signal),
-                Kind::Sandbox => {
-                    // The pause process exits 0 on SIGTERM; SIGKILL is 137.
-                    let exited = Exited {
-                        code: if signal == Signal::Kill { 137 } else { 0 },
-                        at: SystemTime::now(),
-                    };
-                    task.exit.send_replace(Some(exited));
-                    sandbox_ended = Some(exited);
+                if req.signal == 0 {
+                    return Ok(api::Empty::default());
+                }
+                if req.all {
+                    for (exec_id, exec) in task.execs.iter_mut() {
+                        if exec.exit.borrow().is_none() {
+                            Self::kill_exec(exec, req.signal);
+                            ended.extend(exec.exit.borrow().map(|x| (exec_id.clone(), x)));
+                        }
+                    }
+                }
+                match &task.kind {
+                    Kind::Container(c) => c.kill(signal),
+                    Kind::Sandbox => {
+                        // The pause process exits 0 on SIGTERM; SIGKILL is 137.
+                        let exited = Exited {
+                            code: if signal == Signal::Kill { 137 } else { 0 },
+                            at: SystemTime::now(),
+                        };
+                        task.exit.send_replace(Some(exited));
+                        ended.push((req.id.clone(), exited));
+                    }
                 }
             }
         }
-        if let Some(exited) = sandbox_ended {
-            self.publish_exit(&req.id, &req.id, exited).await;
+        for (process, exited) in ended {
+            self.publish_exit(&req.id, &process, exited).await;
         }
         Ok(api::Empty::default())
     }

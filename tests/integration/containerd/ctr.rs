@@ -248,7 +248,34 @@ fn ctr_task_exec_runs_the_program_again_in_the_container() {
     // The guest touched 8 MiB on top of its own memory.
     assert!(usage > 8 << 20, "{metrics}");
 
+    // An exec still running when the container ends, ends with it.
+    let mut lingering = Command::new("ctr")
+        .arg("--address")
+        .arg(c.socket())
+        .args([
+            "--namespace",
+            NS,
+            "task",
+            "exec",
+            "--exec-id",
+            "e5",
+            "exec-target",
+        ])
+        .args(["x", "sh", "echo started; sleep 3600000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr task exec");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(lingering.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "started\n");
     c.ctr_ok(NS, &["task", "kill", "--signal", "SIGKILL", "exec-target"]);
+    assert_eq!(finish(lingering).0, 137);
     let started = Instant::now();
     while c.ctr_in(NS, &["task", "rm", "exec-target"]).status.code() != Some(0) {
         assert!(started.elapsed() < PATIENCE, "the task never stopped");
