@@ -24,7 +24,7 @@ fn spawn_run(c: &super::Containerd, id: &str, extra: &[&str], args: &[&str]) -> 
         .args(extra)
         .args([IMAGE, id])
         .args(args)
-        .env("CONTAINERD_SNAPSHOTTER", "native")
+        .env("CONTAINERD_SNAPSHOTTER", "overlayfs")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -127,7 +127,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   stream_server_port = "0"
   enable_cdi = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
+    snapshotter = "overlayfs"
     default_runtime_name = "wasipod"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasipod]
       runtime_type = "io.containerd.wasipod.v1"
@@ -231,7 +231,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             .arg(self.socket())
             .args(["--namespace", ns])
             .args(args)
-            .env("CONTAINERD_SNAPSHOTTER", "native")
+            .env("CONTAINERD_SNAPSHOTTER", "overlayfs")
             .stdin(Stdio::null())
             .output()
             .expect("running ctr")

@@ -354,7 +354,20 @@ async fn cri_runs_a_pod_of_wasm_containers_as_the_kubelet_drives_it() {
         took[took.len() - 1]
     );
 
-    // Removal leaves no shim process, state folder or mount behind.
+    // Removal leaves no shim process, state folder or mount behind (the
+    // running containers' root file systems are mounted until then, and
+    // one shim process serves the whole pod).
+    assert!(
+        c.mounts().iter().any(|m| m.contains("/k8s.io/")),
+        "{:?}",
+        c.mounts()
+    );
+    let serving: Vec<(u32, String)> = c
+        .shims()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&id))
+        .collect();
+    assert_eq!(serving.len(), 1, "{serving:?}");
     cri.stop_pod_sandbox(&id).await.expect("StopPodSandbox");
     cri.remove_pod_sandbox(&id).await.expect("RemovePodSandbox");
     let started = Instant::now();
@@ -372,7 +385,12 @@ async fn cri_runs_a_pod_of_wasm_containers_as_the_kubelet_drives_it() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mounts: Vec<String> = c.mounts().into_iter().filter(|m| m.contains(&id)).collect();
+    // (The CRI's bundles are in the `k8s.io` namespace: no `ctr` test's.)
+    let mounts: Vec<String> = c
+        .mounts()
+        .into_iter()
+        .filter(|m| m.contains("/k8s.io/"))
+        .collect();
     assert_eq!(mounts, Vec::<String>::new());
     let state = c.root().join("shim/k8s.io").join(&id);
     assert!(!state.exists(), "{} left behind", state.display());
