@@ -57,7 +57,7 @@
 //! | `engine` | the wasmtime engine, epoch preemption, compile cache, one guest's store, open-file caps |
 //! | [`net`] | the pod network: `wasi:sockets` over in-memory streams, pod IPs, publishing, outbound |
 //! | [`log`] | bounded per-container log files, the live line stream, the only log reader |
-//! //! | [`spec`] | validated domain types ([`PodSpec`]) |
+//! | [`spec`] | validated domain types ([`PodSpec`]) |
 //! | [`api`] ([`manifest`], [`status`], [`quantity`]), [`error`] | Kubernetes shapes, no I/O: wire types, status and events, quantities; errors and their kinds |
 //!
 //! ## Sandbox

@@ -352,3 +352,118 @@ pub fn working_dir_mount(mounts: &[(usize, String)], cwd: &str) -> Option<(usize
             (*i, rest.to_string())
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(json: serde_json::Value) -> Bundle {
+        Bundle {
+            dir: PathBuf::from("/bundle"),
+            spec: serde_json::from_value(json).expect("an OCI spec"),
+        }
+    }
+
+    #[test]
+    fn roles_follow_the_cri_annotations() {
+        let b = |a: serde_json::Value| {
+            bundle(serde_json::json!({"ociVersion": "1.0.2", "annotations": a}))
+        };
+        assert_eq!(
+            b(serde_json::json!({CONTAINER_TYPE: "sandbox", SANDBOX_ID: "s1"})).role(),
+            Role::Sandbox
+        );
+        assert_eq!(
+            b(serde_json::json!({CONTAINER_TYPE: "container", SANDBOX_ID: "s1"})).role(),
+            Role::InSandbox("s1".into())
+        );
+        assert_eq!(b(serde_json::json!({})).role(), Role::Standalone);
+        // Names that do not fit a pod folder are replaced, never used.
+        let odd = b(
+            serde_json::json!({SANDBOX_NAME: "../x", SANDBOX_NAMESPACE: "Bad_NS", SANDBOX_UID: "1"}),
+        );
+        let (ns, name, uid) = odd.pod_identity("My_Task", "k8s.io");
+        assert_eq!(
+            (ns.as_str(), name.as_str(), uid),
+            ("default", "my-task", None)
+        );
+    }
+
+    #[test]
+    fn limits_and_namespaces_are_read_as_the_kubelet_writes_them() {
+        let b = bundle(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {
+                "resources": {
+                    "memory": {"limit": 67108864},
+                    "cpu": {"quota": 50000, "period": 100000, "shares": 256}
+                },
+                "namespaces": [{"type": "network", "path": "/var/run/netns/cni-1"}]
+            }
+        }));
+        assert_eq!(b.resources(), (Some(64 << 20), Some(500), Some(250)));
+        assert_eq!(
+            b.host_network(),
+            Some(HostNetns::Path("/var/run/netns/cni-1".into()))
+        );
+        let fresh = bundle(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {"namespaces": [{"type": "network"}]}
+        }));
+        assert_eq!(fresh.host_network(), None);
+        let host = bundle(serde_json::json!({"ociVersion": "1.0.2", "linux": {"namespaces": []}}));
+        assert_eq!(host.host_network(), Some(HostNetns::Current));
+    }
+
+    #[test]
+    fn only_folder_bind_mounts_reach_the_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let log = dir.path().join("termination");
+        std::fs::write(&log, b"").unwrap();
+        let b = bundle(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/etc/hosts", "type": "bind", "source": log, "options": ["rbind"]},
+                {"destination": "/dev/termination-log", "type": "bind", "source": log, "options": ["rbind"]},
+                {"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "ro"]},
+                {"destination": "/file", "type": "bind", "source": log, "options": ["rbind"]}
+            ]
+        }));
+        let (folders, termination) = b.bind_mounts();
+        assert_eq!(folders.len(), 1);
+        assert_eq!(
+            (
+                folders[0].destination.as_str(),
+                folders[0].read_only,
+                folders[0].index
+            ),
+            ("/data", true, 3)
+        );
+        assert_eq!(termination, Some(log));
+    }
+
+    #[test]
+    fn the_working_directory_is_found_in_the_deepest_mount() {
+        let mounts = vec![
+            (0, "/".to_string()),
+            (1, "/data".to_string()),
+            (2, "/data/deep".to_string()),
+        ];
+        assert_eq!(working_dir_mount(&mounts, "/app"), Some((0, "app".into())));
+        assert_eq!(
+            working_dir_mount(&mounts, "/data"),
+            Some((1, String::new()))
+        );
+        assert_eq!(
+            working_dir_mount(&mounts, "/data/deep/x"),
+            Some((2, "x".into()))
+        );
+        assert_eq!(
+            working_dir_mount(&mounts, "/database"),
+            Some((0, "database".into()))
+        );
+    }
+}
