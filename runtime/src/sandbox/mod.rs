@@ -15,7 +15,7 @@
 //!   ends it at once), waited on, exec'd into, dropped.
 //! - [`StdioPaths`]: a container's or an exec's standard streams as files
 //!   (the FIFOs containerd makes) instead of its log.
-//! - [`HostNetns`](crate::net::HostNetns): a host network namespace a
+//! - [`HostNetns`]: a host network namespace a
 //!   sandbox is attached to (the containerd shim's pods): guests' listeners
 //!   are mirrored there and outbound connections leave from it.
 //! - [`layout`]: every path under the state folder and a pod's folder.

@@ -354,6 +354,12 @@ async fn cri_runs_a_pod_of_wasm_containers_as_the_kubelet_drives_it() {
         took[took.len() - 1]
     );
 
+    // The shims compiled into the node's one cache folder.
+    let cached = std::fs::read_dir(c.root().join("cache"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(cached > 0, "nothing in the shared compile cache");
+
     // Removal leaves no shim process, state folder or mount behind (the
     // running containers' root file systems are mounted until then, and
     // one shim process serves the whole pod).
