@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::{ExitSignal, Shim, run, spawn};
+use containerd_shim::protos::shim_async::Client;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_str_to_file;
 use containerd_shim::{Config, DeleteResponse, Error, Flags, StartOpts};
@@ -75,6 +76,17 @@ impl Shim for WasipodShim {
     /// containerd looks for a running shim when it restarts.
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, Error> {
         let grouping = group_of(&opts.id);
+        // A container of a pod whose shim already serves: its address, with
+        // no new process (spawning one only to find the socket taken costs
+        // a process start per container).
+        if grouping != opts.id {
+            let address =
+                containerd_shim::socket_address(&opts.address, &opts.namespace, &grouping);
+            if Client::connect(&address).await.is_ok() {
+                write_str_to_file("address", &address).await?;
+                return Ok(address);
+            }
+        }
         let address = spawn(opts, &grouping, Vec::new()).await?;
         write_str_to_file("address", &address).await?;
         Ok(address)

@@ -48,10 +48,14 @@ pub fn containerd() -> Arc<Containerd> {
 }
 
 /// Builds the shim once per test binary, in this workspace's target
-/// folder and profile, and returns its path.
+/// folder and profile, and returns its path; `$WASIPOD_TEST_SHIM` names a
+/// shim to use instead (a release build, to measure it).
 fn shim_binary() -> &'static Path {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
     SHIM.get_or_init(|| {
+        if let Some(given) = std::env::var_os("WASIPOD_TEST_SHIM") {
+            return PathBuf::from(given);
+        }
         // target/<profile>/deps/integration-… → target/<profile>/
         let exe = std::env::current_exe().expect("test executable");
         let profile_dir = exe
