@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use wasipod::sandbox::{ContainerConfig, Image, Node, PodSandbox, RunState, SandboxConfig, Signal};
+use wasipod::sandbox::{
+    ContainerConfig, Image, Node, PodSandbox, RunState, SandboxConfig, Signal, StdioPaths,
+};
 use wasipod::spec::{MountSpec, VolumeSource, VolumeSpec};
 use wasipod::status::ExitReason;
 use wasipod::{ErrorKind, RuntimeConfig};
@@ -329,4 +331,93 @@ async fn removing_a_sandbox_frees_its_pod_ip_and_host_ports() {
     let third = h.sandbox(SandboxConfig::new("default", "third"));
     assert_eq!(third.ip().to_string(), "10.77.0.2");
     third.remove();
+}
+
+#[tokio::test]
+async fn standard_streams_go_to_the_files_given_and_host_folders_join_a_running_sandbox() {
+    let h = host();
+    let sandbox = h.sandbox(SandboxConfig::new("default", "stdio"));
+    let dir = tempfile::tempdir().unwrap();
+    let (stdin, stdout, stderr) = (
+        dir.path().join("in"),
+        dir.path().join("out"),
+        dir.path().join("err"),
+    );
+    std::fs::write(&stdin, b"bytes on stdin\n").unwrap();
+    std::fs::write(&stdout, b"").unwrap();
+    std::fs::write(&stderr, b"").unwrap();
+    // A host folder added after the sandbox was made (as a CRI container's
+    // bind mount is), mounted read-only.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("note"), b"from the host").unwrap();
+    let volume = sandbox.add_host_volume(&data, "mounts[0]").unwrap();
+    let mut config = h
+        .container(
+            "cat",
+            "toolbox-p1.wasm",
+            &["toolbox", "sh", "cat /data/note; eprint to stderr; cat-stdin; try-write /data/x; alloc 4; sleep 600000"],
+        )
+        .await;
+    config.mounts.push(MountSpec {
+        volume,
+        mount_path: "/data".into(),
+        read_only: true,
+        sub_path: None,
+        field: "mounts[0]".into(),
+    });
+    config.stdio = StdioPaths {
+        stdin: Some(stdin.clone()),
+        stdout: Some(stdout.clone()),
+        stderr: Some(stderr.clone()),
+    };
+    let c = sandbox.create_container(config).unwrap();
+    assert_eq!(c.memory_usage(), 0);
+    c.start().unwrap();
+    eventually("the guest to allocate", || {
+        std::fs::read_to_string(&stdout).is_ok_and(|o| o.contains("allocated"))
+    })
+    .await;
+    assert!(c.memory_usage() > 4 << 20, "{}", c.memory_usage());
+    let out = std::fs::read_to_string(&stdout).unwrap();
+    assert_eq!(
+        out,
+        "from the hostbytes on stdin\nwrite /data/x: error PermissionDenied\nallocated 4 MiB\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&stderr).unwrap(),
+        "to stderr\nstdin: 15 bytes\n"
+    );
+    // Nothing went to the container's log.
+    assert_eq!(log(&sandbox, "cat"), "");
+    // An exec with streams of its own.
+    let exec_out = dir.path().join("exec-out");
+    std::fs::write(&exec_out, b"").unwrap();
+    let exit = c
+        .exec_stdio(
+            vec![
+                "toolbox".into(),
+                "sh".into(),
+                "echo from the exec; exit 6".into(),
+            ],
+            &StdioPaths {
+                stdout: Some(exec_out.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(exit.code, 6);
+    assert_eq!(
+        std::fs::read_to_string(&exec_out).unwrap(),
+        "from the exec\n"
+    );
+    // A file is not a folder: refused, naming the field.
+    let err = sandbox
+        .add_host_volume(&data.join("note"), "mounts[1]")
+        .unwrap_err();
+    assert!(err.to_string().contains("mounts[1]"), "{err}");
+    c.kill(Signal::Kill);
+    assert_eq!(c.wait().await.exit.code, 137);
+    sandbox.remove();
 }

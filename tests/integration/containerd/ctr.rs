@@ -412,4 +412,36 @@ fn a_pod_in_a_network_namespace_is_reached_there_and_dials_out_from_there() {
     );
     let (code, _, err) = finish(run);
     assert_eq!(code, 0, "{err}");
+
+    // A loopback listener is mirrored on the namespace's loopback only
+    // (where CRI port-forward dials), never on its interfaces.
+    let at = format!("127.0.0.1:{port}");
+    let run = spawn_run(
+        &c,
+        "loopback-in-ns",
+        &["--with-ns", &with_ns],
+        &["/tcp-echo-p2.wasm", "serve", &at, "1"],
+    );
+    wait_running(&c, "loopback-in-ns");
+    let back = ns.within(move || {
+        let started = Instant::now();
+        let mut s = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(started.elapsed() < PATIENCE, "127.0.0.1:{port}: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        let outside = std::net::TcpStream::connect(("192.0.2.1", port)).is_ok();
+        s.write_all(b"over-loopback").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = String::new();
+        s.read_to_string(&mut back).unwrap();
+        (back, outside)
+    });
+    assert_eq!(back, ("over-loopback".to_string(), false));
+    let (code, _, err) = finish(run);
+    assert_eq!(code, 0, "{err}");
 }
