@@ -12,7 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wasipod::{ErrorKind, ManifestError, Pod, PodSpec, Runtime, RuntimeError};
+use wasipod::{
+    ErrorKind, ManifestError, Pod, PodChange, PodObject, PodSpec, Runtime, RuntimeError,
+};
+
+use crate::changes::{Changes, Selector};
 
 /// What every handler shares.
 pub struct Api {
@@ -22,6 +26,27 @@ pub struct Api {
     pub node: String,
     /// Where relative image paths in manifests resolve.
     pub base_dir: std::path::PathBuf,
+    /// Resource versions and watch events.
+    pub changes: Changes,
+}
+
+/// Feeds the pods' changes into [`Api::changes`] (started before serving).
+pub fn follow_pods(api: &Shared) {
+    let mut rx = api.runtime.watch();
+    let api = api.clone();
+    tokio::spawn(async move {
+        loop {
+            let (kind, object) = match rx.recv().await {
+                Ok(PodChange::Added(o)) => ("ADDED", o),
+                Ok(PodChange::Modified(o)) => ("MODIFIED", o),
+                Ok(PodChange::Deleted(o)) => ("DELETED", o),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let value = object_value(&api, &object);
+            api.changes.record("pods", kind, value);
+        }
+    });
 }
 
 type Shared = Arc<Api>;
@@ -47,6 +72,8 @@ pub fn router(api: Shared) -> Router {
             get(get_pod).delete(delete_pod),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route("/api/v1/events", get(list_all_events))
+        .route("/api/v1/namespaces/{ns}/events", get(list_namespace_events))
         .fallback(not_found_path)
         .with_state(api)
 }
@@ -137,8 +164,9 @@ async fn resources() -> Response {
         "groupVersion": "v1",
         "resources": [
             resource("namespaces", "Namespace", false, &["get", "list"], &["ns"]),
-            resource("pods", "Pod", true, &["create", "delete", "get", "list"], &["po"]),
+            resource("pods", "Pod", true, &["create", "delete", "get", "list", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
+            resource("events", "Event", true, &["get", "list"], &["ev"]),
         ],
     }))
     .into_response()
@@ -183,6 +211,7 @@ async fn openapi_v1() -> Response {
 fn kind_singular(kind: &str) -> &'static str {
     match kind {
         "Namespace" => "namespace",
+        "Event" => "event",
         _ => "pod",
     }
 }
@@ -240,15 +269,25 @@ async fn get_namespace(State(api): State<Shared>, Path(ns): Path<String>) -> Res
     }
 }
 
-/// The pod as the API serves it: its object with `spec.nodeName`.
-fn pod_object(api: &Api, pod: &Pod) -> Value {
-    let mut v = serde_json::to_value(pod.to_object()).unwrap_or(Value::Null);
+/// A pod document as the API serves it: with `spec.nodeName`.
+fn object_value(api: &Api, object: &PodObject) -> Value {
+    let mut v = serde_json::to_value(object).unwrap_or(Value::Null);
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         spec.insert("nodeName".into(), Value::String(api.node.clone()));
     }
+    v
+}
+
+/// The pod as the API serves it now: its document with the version of its
+/// last change.
+fn pod_object(api: &Api, pod: &Pod) -> Value {
+    let mut v = object_value(api, &pod.to_object());
+    let rv = api
+        .changes
+        .version_of("pods", pod.namespace(), pod.name())
+        .unwrap_or_else(|| api.changes.current());
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.entry("resourceVersion")
-            .or_insert_with(|| Value::String("1".into()));
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
     }
     v
 }
@@ -263,28 +302,28 @@ fn wants_table(headers: &HeaderMap) -> bool {
 }
 
 /// `kubectl get pods`' columns, computed as kubectl's pod printer does.
-fn pod_table(api: &Api, pods: &[Pod]) -> Value {
+fn pod_table(api: &Api, pods: &[Value], rv: u64) -> Value {
     let now = chrono::Utc::now();
     let column = |name: &str, kind: &str, format: &str, priority: u8, description: &str| json!({"name": name, "type": kind, "format": format, "description": description, "priority": priority});
     let rows: Vec<Value> = pods
         .iter()
-        .map(|pod| {
-            let object = pod.to_object();
+        .filter_map(|value| {
+            let object: PodObject = serde_json::from_value(value.clone()).ok()?;
             let row = wasipod::table::PodRow::of(&object.metadata, &object.spec, &object.status, now);
-            json!({
-                "cells": [pod.name(), row.ready, row.status, row.restarts, row.age, row.ip, api.node, "<none>", "<none>"],
+            Some(json!({
+                "cells": [object.metadata.name, row.ready, row.status, row.restarts, row.age, row.ip, api.node, "<none>", "<none>"],
                 "object": {
                     "kind": "PartialObjectMetadata",
                     "apiVersion": "meta.k8s.io/v1",
-                    "metadata": pod_object(api, pod)["metadata"].clone(),
+                    "metadata": value["metadata"].clone(),
                 },
-            })
+            }))
         })
         .collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": "1"},
+        "metadata": {"resourceVersion": rv.to_string()},
         "columnDefinitions": [
             column("Name", "string", "name", 0, "Name must be unique within a namespace."),
             column("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
@@ -300,27 +339,266 @@ fn pod_table(api: &Api, pods: &[Pod]) -> Value {
     })
 }
 
-fn pod_list(api: &Api, headers: &HeaderMap, pods: Vec<Pod>) -> Response {
-    if wants_table(headers) {
-        return axum::Json(pod_table(api, &pods)).into_response();
-    }
-    let items: Vec<Value> = pods.iter().map(|p| pod_object(api, p)).collect();
-    axum::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}))
-        .into_response()
+/// The query of a list or watch.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    watch: Option<String>,
+    resource_version: Option<String>,
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+    timeout_seconds: Option<u64>,
+    /// A "watch list" (what `kubectl wait` uses): every object first, then
+    /// a bookmark marking the end of the initial events.
+    send_initial_events: Option<bool>,
 }
 
-async fn list_all_pods(State(api): State<Shared>, headers: HeaderMap) -> Response {
-    let pods = api.runtime.list(None);
-    pod_list(&api, &headers, pods)
+impl ListQuery {
+    fn watching(&self) -> bool {
+        matches!(self.watch.as_deref(), Some("1" | "true"))
+    }
+}
+
+/// Which pods a list or watch covers: a namespace (or all) and selectors.
+struct PodFilter {
+    namespace: Option<String>,
+    labels: Selector,
+    fields: Selector,
+}
+
+impl PodFilter {
+    /// The filter of a query; a selector that does not parse is the
+    /// error message.
+    fn new(namespace: Option<String>, q: &ListQuery) -> Result<Self, String> {
+        Ok(Self {
+            namespace,
+            labels: Selector::parse(q.label_selector.as_deref())?,
+            fields: Selector::parse(q.field_selector.as_deref())?,
+        })
+    }
+
+    fn matches(&self, pod: &Value) -> bool {
+        let meta = &pod["metadata"];
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| meta["namespace"].as_str() != Some(ns))
+        {
+            return false;
+        }
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        self.labels.matches(|k| text(&meta["labels"][k]))
+            && self.fields.matches(|k| match k {
+                "metadata.name" => text(&meta["name"]),
+                "metadata.namespace" => text(&meta["namespace"]),
+                "spec.nodeName" => text(&pod["spec"]["nodeName"]),
+                "status.phase" => text(&pod["status"]["phase"]),
+                "spec.restartPolicy" => text(&pod["spec"]["restartPolicy"]),
+                _ => None,
+            })
+    }
+}
+
+async fn list_all_pods(
+    State(api): State<Shared>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    list_or_watch(api, None, q, headers).await
 }
 
 async fn list_pods(
     State(api): State<Shared>,
     Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let pods = api.runtime.list(Some(&ns));
-    pod_list(&api, &headers, pods)
+    list_or_watch(api, Some(ns), q, headers).await
+}
+
+/// A list (`PodList`, or a `Table`), or with `watch` a stream of watch
+/// events.
+async fn list_or_watch(
+    api: Shared,
+    namespace: Option<String>,
+    q: ListQuery,
+    headers: HeaderMap,
+) -> Response {
+    let filter = match PodFilter::new(namespace.clone(), &q) {
+        Ok(f) => f,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+    };
+    if q.watching() {
+        return watch_pods(api, filter, q, wants_table(&headers));
+    }
+    let rv = api.changes.current();
+    let pods: Vec<Value> = api
+        .runtime
+        .list(namespace.as_deref())
+        .iter()
+        .map(|p| pod_object(&api, p))
+        .filter(|p| filter.matches(p))
+        .collect();
+    if wants_table(&headers) {
+        return axum::Json(pod_table(&api, &pods, rv)).into_response();
+    }
+    axum::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}, "items": pods}))
+        .into_response()
+}
+
+/// A watch: the changes after the given resource version (or every
+/// matching pod as `ADDED` when none is given), then live changes, as
+/// newline-separated JSON watch events, until the client goes or
+/// `timeoutSeconds` passes. A pod that stops matching the selectors is
+/// reported `DELETED`, as the API server does.
+fn watch_pods(api: Shared, filter: PodFilter, q: ListQuery, table: bool) -> Response {
+    let initial_events = q.send_initial_events.unwrap_or(false);
+    let given = q
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0 && !initial_events);
+    let start = given.unwrap_or_else(|| api.changes.current());
+    let (backlog, mut live) = match api.changes.watch_from(start) {
+        Ok(w) => w,
+        Err(_) => {
+            return status(
+                StatusCode::GONE,
+                "Expired",
+                format!("too old resource version: {start}"),
+                json!({}),
+            );
+        }
+    };
+    let present: Vec<Value> = api
+        .runtime
+        .list(filter.namespace.as_deref())
+        .iter()
+        .map(|p| pod_object(&api, p))
+        .filter(|p| filter.matches(p))
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(64);
+    let timeout = q.timeout_seconds.map(Duration::from_secs);
+    tokio::spawn(async move {
+        let encode = |kind: &str, object: &Value| -> bytes::Bytes {
+            let object = if table {
+                let rv = object["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                pod_table(&api, std::slice::from_ref(object), rv)
+            } else {
+                object.clone()
+            };
+            let mut line = json!({"type": kind, "object": object})
+                .to_string()
+                .into_bytes();
+            line.push(b'\n');
+            line.into()
+        };
+        let mut last = start;
+        let mut shown: std::collections::HashSet<(String, String)> = Default::default();
+        let key = |o: &Value| {
+            (
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        // Without a version, the watch begins with every pod as ADDED;
+        // from a version, with the changes after it.
+        for object in &present {
+            shown.insert(key(object));
+            if given.is_none() && tx.send(Ok(encode("ADDED", object))).await.is_err() {
+                return;
+            }
+        }
+        if initial_events {
+            let bookmark = json!({
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "metadata": {
+                        "resourceVersion": start.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                },
+            });
+            let mut line = bookmark.to_string().into_bytes();
+            line.push(b'\n');
+            if tx.send(Ok(line.into())).await.is_err() {
+                return;
+            }
+        }
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut pending = backlog.into_iter();
+        loop {
+            let change = match pending.next() {
+                Some(c) => c,
+                None => {
+                    let next = async {
+                        loop {
+                            match live.recv().await {
+                                Ok(c) => return Some(c),
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                    continue;
+                                }
+                                Err(_) => return None,
+                            }
+                        }
+                    };
+                    let got = match deadline {
+                        Some(d) => tokio::select! {
+                            c = next => c,
+                            _ = tokio::time::sleep_until(d) => None,
+                            _ = tx.closed() => None,
+                        },
+                        None => tokio::select! {
+                            c = next => c,
+                            _ = tx.closed() => None,
+                        },
+                    };
+                    match got {
+                        Some(c) => c,
+                        None => return,
+                    }
+                }
+            };
+            if change.resource != "pods" || change.rv <= last {
+                continue;
+            }
+            last = change.rv;
+            let k = key(&change.object);
+            let kind = match (filter.matches(&change.object), shown.contains(&k)) {
+                (true, true) if change.kind == "DELETED" => {
+                    shown.remove(&k);
+                    "DELETED"
+                }
+                (true, true) => "MODIFIED",
+                (true, false) if change.kind == "DELETED" => continue,
+                (true, false) => {
+                    shown.insert(k);
+                    "ADDED"
+                }
+                (false, true) => {
+                    shown.remove(&k);
+                    "DELETED"
+                }
+                (false, false) => continue,
+            };
+            if tx.send(Ok(encode(kind, &change.object))).await.is_err() {
+                return;
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response()
 }
 
 async fn get_pod(
@@ -329,7 +607,12 @@ async fn get_pod(
     headers: HeaderMap,
 ) -> Response {
     match api.runtime.get(&ns, &name) {
-        Some(pod) if wants_table(&headers) => axum::Json(pod_table(&api, &[pod])).into_response(),
+        Some(pod) if wants_table(&headers) => axum::Json(pod_table(
+            &api,
+            &[pod_object(&api, &pod)],
+            api.changes.current(),
+        ))
+        .into_response(),
         Some(pod) => axum::Json(pod_object(&api, &pod)).into_response(),
         None => not_found("pods", &name),
     }
@@ -467,8 +750,12 @@ async fn delete_pod(
 #[serde(rename_all = "camelCase")]
 struct LogQuery {
     container: Option<String>,
+    follow: Option<bool>,
     previous: Option<bool>,
     tail_lines: Option<usize>,
+    since_seconds: Option<i64>,
+    timestamps: Option<bool>,
+    limit_bytes: Option<usize>,
 }
 
 async fn pod_log(
@@ -503,14 +790,120 @@ async fn pod_log(
         },
     };
     let mut options = wasipod::LogOptions::container(&container);
-    if q.previous.unwrap_or(false) {
-        options = options.previous();
+    options.previous = q.previous.unwrap_or(false);
+    options.tail_lines = q.tail_lines;
+    options.limit_bytes = q.limit_bytes;
+    options.timestamps = q.timestamps.unwrap_or(false);
+    options.follow = q.follow.unwrap_or(false);
+    options.since = q
+        .since_seconds
+        .map(|s| chrono::Utc::now() - chrono::TimeDelta::seconds(s.max(0)));
+    match pod.stream_logs(&options) {
+        Ok(rx) => {
+            let stream = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+                |chunk| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk)),
+            );
+            (
+                [(header::CONTENT_TYPE, "text/plain")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let (code, reason) = match e.kind() {
+                ErrorKind::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+                _ => (StatusCode::BAD_REQUEST, "BadRequest"),
+            };
+            status(code, reason, e.to_string(), json!({}))
+        }
     }
-    if let Some(n) = q.tail_lines {
-        options = options.tail(n);
+}
+
+/// A pod's events as `v1` Events (the kubelet's: source, counts, times).
+fn event_objects(api: &Api, pod: &Pod) -> Vec<Value> {
+    let uid = pod.uid().to_string();
+    let mut out: Vec<Value> = Vec::new();
+    for (i, e) in pod.events().iter().enumerate() {
+        let time = e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // `pod`, or the container's field path (`spec.containers{app}`).
+        let field_path = (e.object != "pod").then(|| e.object.clone());
+        let mut involved = json!({
+            "kind": "Pod", "namespace": pod.namespace(), "name": pod.name(), "uid": uid, "apiVersion": "v1",
+        });
+        if let Some(fp) = field_path {
+            involved["fieldPath"] = Value::String(fp);
+        }
+        out.push(json!({
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": format!("{}.{:x}", pod.name(), (uid.len() as u64) << 32 | i as u64),
+                "namespace": pod.namespace(),
+                "uid": format!("{uid}-{i}"),
+                "resourceVersion": api.changes.current().to_string(),
+                "creationTimestamp": time,
+            },
+            "involvedObject": involved,
+            "reason": e.reason,
+            "message": e.message,
+            "source": {"component": "kubelet", "host": api.node},
+            "firstTimestamp": time,
+            "lastTimestamp": time,
+            "count": 1,
+            "type": serde_json::to_value(e.type_).unwrap_or(Value::Null),
+            "eventTime": null,
+            "reportingComponent": "kubelet",
+            "reportingInstance": api.node,
+        }));
     }
-    match pod.logs(&options) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "text/plain")], bytes).into_response(),
-        Err(e) => runtime_error(e),
-    }
+    out
+}
+
+async fn list_all_events(State(api): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+    list_events(api, None, q)
+}
+
+async fn list_namespace_events(
+    State(api): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list_events(api, Some(ns), q)
+}
+
+/// Events, filtered by `involvedObject.*`, `type` and `reason` fields.
+fn list_events(api: Shared, namespace: Option<String>, q: ListQuery) -> Response {
+    let fields = match Selector::parse(q.field_selector.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+    };
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let items: Vec<Value> = api
+        .runtime
+        .list(namespace.as_deref())
+        .iter()
+        .flat_map(|p| event_objects(&api, p))
+        .filter(|e| {
+            fields.matches(|k| match k {
+                "involvedObject.kind" => text(&e["involvedObject"]["kind"]),
+                "involvedObject.name" => text(&e["involvedObject"]["name"]),
+                "involvedObject.namespace" => text(&e["involvedObject"]["namespace"]),
+                "involvedObject.uid" => text(&e["involvedObject"]["uid"]),
+                "involvedObject.fieldPath" => text(&e["involvedObject"]["fieldPath"]),
+                "metadata.namespace" => text(&e["metadata"]["namespace"]),
+                "metadata.name" => text(&e["metadata"]["name"]),
+                "type" => text(&e["type"]),
+                "reason" => text(&e["reason"]),
+                _ => None,
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "kind": "EventList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": api.changes.current().to_string()},
+        "items": items,
+    }))
+    .into_response()
 }

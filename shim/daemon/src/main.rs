@@ -21,9 +21,11 @@
 //! | `main.rs` | arguments, start, graceful stop (SIGTERM, Ctrl-C) |
 //! | `pki` | the CA, server certificate, token and kubeconfig |
 //! | `server` | the TLS accept loop and the bearer-token check |
-//! | `api` | discovery, namespaces and pods in the API server's shapes |
+//! | `api` | discovery, namespaces, pods, events in the API server's shapes |
+//! | `changes` | resource versions, the watch history, label and field selectors |
 
 mod api;
+mod changes;
 mod pki;
 mod server;
 
@@ -119,7 +121,9 @@ async fn main() -> anyhow::Result<()> {
         runtime: runtime.clone(),
         node,
         base_dir: std::env::current_dir()?,
+        changes: changes::Changes::default(),
     });
+    api::follow_pods(&api);
     let token: Arc<str> = credentials.token.clone().into();
     let app = api::router(api).layer(axum::middleware::from_fn(move |req, next| {
         server::authenticate(token.clone(), req, next)

@@ -218,3 +218,122 @@ fn kubectl_reports_invalid_pods_and_kinds_that_are_not_served() {
     let namespaces = d.ok(&["get", "namespaces", "-o", "name"]);
     assert!(namespaces.contains("namespace/default"), "{namespaces}");
 }
+
+/// Lines a background command prints, collected as they come.
+struct Lines {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    fn spawn(d: &Daemon, args: &[&str]) -> Self {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&d.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("running kubectl");
+        let out = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kubectl_watches_waits_follows_logs_and_describes() {
+    let d = Daemon::start();
+    // Watching from before the pod exists.
+    let watch = Lines::spawn(&d, &["get", "pods", "-w"]);
+    let gate = d.dir.path().join("gate");
+    std::fs::create_dir(&gate).unwrap();
+    let manifest = d.write(
+        "job.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: job\nspec:\n  restartPolicy: Never\n  volumes:\n  - name: gate\n    hostPath: {{path: {}}}\n  containers:\n  - name: work\n    image: {}\n    args: [sh, \"echo first; wait-for /gate/go; echo second\"]\n    volumeMounts: [{{name: gate, mountPath: /gate}}]\n",
+            gate.display(),
+            image("toolbox-p1.wasm")
+        ),
+    );
+    d.ok(&["create", "-f", manifest.to_str().unwrap()]);
+    let ready = d.ok(&["wait", "--for=condition=Ready", "pod/job", "--timeout=120s"]);
+    assert_eq!(ready.trim(), "pod/job condition met");
+    // logs -f follows until the container ends (the test lets it go on
+    // through the host folder it waits on).
+    let follow = Lines::spawn(&d, &["logs", "-f", "job"]);
+    eventually("the first line", || follow.seen() == ["first"]);
+    std::fs::write(gate.join("go"), b"").unwrap();
+    eventually("the second line and the end of logs -f", || {
+        follow.seen() == ["first", "second"]
+    });
+    let mut follow = follow;
+    let ended = follow.child.wait().unwrap();
+    assert!(ended.success());
+    eventually("the pod to succeed", || {
+        d.ok(&["get", "pod", "job", "-o", "jsonpath={.status.phase}"]) == "Succeeded"
+    });
+    eventually("the watch to see it complete", || {
+        watch
+            .seen()
+            .iter()
+            .any(|l| l.starts_with("job ") && l.contains("Completed"))
+    });
+    let seen = watch.seen();
+    let statuses: Vec<&str> = seen
+        .iter()
+        .filter(|l| l.starts_with("job "))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let running = statuses.iter().position(|s| *s == "Running");
+    let completed = statuses.iter().position(|s| *s == "Completed");
+    assert!(
+        running.is_some() && running < completed,
+        "watch saw {statuses:?}"
+    );
+
+    let described = d.ok(&["describe", "pod", "job"]);
+    for want in [
+        "Name:",
+        "job",
+        "Status:",
+        "Succeeded",
+        "Node:",
+        "test-node",
+        "Events:",
+        "Started",
+        "Created",
+    ] {
+        assert!(described.contains(want), "{want:?} not in:\n{described}");
+    }
+
+    let deleting = Lines::spawn(&d, &["wait", "--for=delete", "pod/job", "--timeout=120s"]);
+    d.ok(&["delete", "pod", "job", "--wait=false"]);
+    let mut deleting = deleting;
+    assert!(deleting.child.wait().unwrap().success());
+    eventually("kubectl wait's output", || {
+        deleting
+            .seen()
+            .iter()
+            .any(|l| l.contains("pod/job condition met"))
+    });
+}
