@@ -411,12 +411,22 @@ impl Pod {
             // A bug in the worker must never leave a pod that cannot be
             // deleted: a panic stops its guests (their tasks are dropped
             // with it), marks the pod Failed and finishes it.
+            // Subscribed before the worker runs: none of its changes is
+            // missed.
+            let mut status = shared.status.subscribe();
             let worker = tokio::spawn(worker::run(shared.clone()));
-            let changes = pod.forward_changes();
-            let outcome = tokio::select! {
-                outcome = worker => outcome,
-                never = changes => match never {},
+            let outcome = {
+                let changes = pod.forward_changes(&mut status);
+                tokio::select! {
+                    outcome = worker => outcome,
+                    never = changes => match never {},
+                }
             };
+            // The worker's last status change may have come after the
+            // forwarder's last look: it is sent now, not lost.
+            if status.has_changed().unwrap_or(false) {
+                pod.send_modified();
+            }
             if let Err(e) = outcome
                 && e.is_panic()
             {
@@ -434,18 +444,26 @@ impl Pod {
         });
     }
 
-    /// Sends every status change to the runtime's watchers. Never returns.
-    async fn forward_changes(&self) -> std::convert::Infallible {
-        let mut rx = self.shared.status.subscribe();
+    /// Sends every status change `rx` sees to the runtime's watchers.
+    /// Never returns.
+    async fn forward_changes(
+        &self,
+        rx: &mut watch::Receiver<PodStatus>,
+    ) -> std::convert::Infallible {
         while rx.changed().await.is_ok() {
-            if let Some(rt) = self.runtime.upgrade()
-                && rt.changes.has_subscribers()
-            {
-                rt.changes
-                    .send(PodChange::Modified(Box::new(self.to_object())));
-            }
+            self.send_modified();
         }
         std::future::pending().await
+    }
+
+    /// Tells the runtime's watchers the pod's status changed.
+    fn send_modified(&self) {
+        if let Some(rt) = self.runtime.upgrade()
+            && rt.changes.has_subscribers()
+        {
+            rt.changes
+                .send(PodChange::Modified(Box::new(self.to_object())));
+        }
     }
 
     /// Removes the pod from its runtime's registry (once), telling watchers.

@@ -17,6 +17,7 @@ use wasipod::{
 };
 
 use crate::changes::{Changes, Selector};
+use crate::objects::{self, Objects};
 
 /// What every handler shares.
 pub struct Api {
@@ -28,6 +29,8 @@ pub struct Api {
     pub base_dir: std::path::PathBuf,
     /// Resource versions and watch events.
     pub changes: Changes,
+    /// ConfigMaps and Secrets.
+    pub objects: Objects,
 }
 
 /// Feeds the pods' changes into [`Api::changes`] (started before serving).
@@ -73,6 +76,28 @@ pub fn router(api: Shared) -> Router {
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route("/api/v1/events", get(list_all_events))
+        .route("/api/v1/configmaps", get(objects::list_all_configmaps))
+        .route(
+            "/api/v1/namespaces/{ns}/configmaps",
+            get(objects::list_configmaps).post(objects::create_configmap),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/configmaps/{name}",
+            get(objects::get_configmap)
+                .patch(objects::patch_configmap)
+                .delete(objects::delete_configmap),
+        )
+        .route("/api/v1/secrets", get(objects::list_all_secrets))
+        .route(
+            "/api/v1/namespaces/{ns}/secrets",
+            get(objects::list_secrets).post(objects::create_secret),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/secrets/{name}",
+            get(objects::get_secret)
+                .patch(objects::patch_secret)
+                .delete(objects::delete_secret),
+        )
         .route("/api/v1/namespaces/{ns}/events", get(list_namespace_events))
         .fallback(not_found_path)
         .with_state(api)
@@ -167,6 +192,8 @@ async fn resources() -> Response {
             resource("pods", "Pod", true, &["create", "delete", "get", "list", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
             resource("events", "Event", true, &["get", "list"], &["ev"]),
+            resource("configmaps", "ConfigMap", true, &["create", "delete", "get", "list", "patch"], &["cm"]),
+            resource("secrets", "Secret", true, &["create", "delete", "get", "list", "patch"], &[]),
         ],
     }))
     .into_response()
@@ -202,6 +229,8 @@ async fn openapi_v1() -> Response {
         "paths": {
             "/api/v1/namespaces/{namespace}/pods/{name}": patch("Pod"),
             "/api/v1/namespaces/{name}": patch("Namespace"),
+            "/api/v1/namespaces/{namespace}/configmaps/{name}": patch("ConfigMap"),
+            "/api/v1/namespaces/{namespace}/secrets/{name}": patch("Secret"),
         },
         "components": {"schemas": {}}
     }))
@@ -212,6 +241,8 @@ fn kind_singular(kind: &str) -> &'static str {
     match kind {
         "Namespace" => "namespace",
         "Event" => "event",
+        "ConfigMap" => "configmap",
+        "Secret" => "secret",
         _ => "pod",
     }
 }
@@ -225,6 +256,7 @@ fn namespaces(api: &Api) -> Vec<String> {
         .map(|p| p.namespace().to_string())
         .collect();
     all.push("default".into());
+    all.extend(api.objects.namespaces());
     all.sort();
     all.dedup();
     all
@@ -293,7 +325,7 @@ fn pod_object(api: &Api, pod: &Pod) -> Value {
 }
 
 /// Whether the client asked for a `Table` (as `kubectl get` does).
-fn wants_table(headers: &HeaderMap) -> bool {
+pub fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
@@ -342,11 +374,13 @@ fn pod_table(api: &Api, pods: &[Value], rv: u64) -> Value {
 /// The query of a list or watch.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListQuery {
+pub struct ListQuery {
     watch: Option<String>,
     resource_version: Option<String>,
-    label_selector: Option<String>,
-    field_selector: Option<String>,
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
     timeout_seconds: Option<u64>,
     /// A "watch list" (what `kubectl wait` uses): every object first, then
     /// a bookmark marking the end of the initial events.
@@ -691,7 +725,10 @@ async fn create_pod(
             }
         }
     }
-    let spec = match PodSpec::from_yaml(&doc.to_string(), &api.base_dir) {
+    // The namespace's ConfigMaps and Secrets go along, as documents of the
+    // same file would: the validation resolves the pod's references.
+    let text = format!("{doc}\n{}", api.objects.documents(&ns));
+    let spec = match PodSpec::from_yaml(&text, &api.base_dir) {
         Ok(spec) => spec,
         Err(e) => return invalid(&name, &e),
     };

@@ -23,9 +23,11 @@
 //! | `server` | the TLS accept loop and the bearer-token check |
 //! | `api` | discovery, namespaces, pods, events in the API server's shapes |
 //! | `changes` | resource versions, the watch history, label and field selectors |
+//! | `objects` | ConfigMaps and Secrets |
 
 mod api;
 mod changes;
+mod objects;
 mod pki;
 mod server;
 
@@ -122,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
         node,
         base_dir: std::env::current_dir()?,
         changes: changes::Changes::default(),
+        objects: objects::Objects::default(),
     });
     api::follow_pods(&api);
     let token: Arc<str> = credentials.token.clone().into();

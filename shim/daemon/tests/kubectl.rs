@@ -107,10 +107,16 @@ fn image(file: &str) -> String {
         .to_string()
 }
 
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+fn eventually(what: &str, f: impl FnMut() -> bool) {
+    eventually_with(|| what.to_string(), f)
+}
+
+/// Polls `f` until it holds; `what` describes it (with what was seen) if it
+/// never does.
+fn eventually_with(what: impl Fn() -> String, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < PATIENCE, "never happened: {what}");
+        assert!(started.elapsed() < PATIENCE, "never happened: {}", what());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -292,7 +298,8 @@ fn kubectl_watches_waits_follows_logs_and_describes() {
     eventually("the pod to succeed", || {
         d.ok(&["get", "pod", "job", "-o", "jsonpath={.status.phase}"]) == "Succeeded"
     });
-    eventually("the watch to see it complete", || {
+    let seen_so_far = || format!("the watch to see it complete (saw {:?})", watch.seen());
+    eventually_with(seen_so_far, || {
         watch
             .seen()
             .iter()
@@ -330,10 +337,70 @@ fn kubectl_watches_waits_follows_logs_and_describes() {
     d.ok(&["delete", "pod", "job", "--wait=false"]);
     let mut deleting = deleting;
     assert!(deleting.child.wait().unwrap().success());
-    eventually("kubectl wait's output", || {
-        deleting
-            .seen()
-            .iter()
-            .any(|l| l.contains("pod/job condition met"))
+    // It prints nothing when the pod was gone before its first look.
+    let said = deleting.seen();
+    assert!(
+        said.is_empty() || said == ["pod/job condition met"],
+        "{said:?}"
+    );
+    let out = d.kubectl(&["get", "pod", "job"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn kubectl_applies_a_file_of_a_configmap_a_secret_and_a_pod_that_uses_them() {
+    let d = Daemon::start();
+    let all = d.write(
+        "all.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: hello from a configmap\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: words\nstringData:\n  word: swordfish\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: reader\nspec:\n  restartPolicy: Never\n  volumes:\n  - name: settings\n    configMap: {{name: settings}}\n  containers:\n  - name: app\n    image: {}\n    args: [sh, \"cat /config/greeting; echo; env\"]\n    env:\n    - name: WORD\n      valueFrom: {{secretKeyRef: {{name: words, key: word}}}}\n    volumeMounts: [{{name: settings, mountPath: /config}}]\n",
+            image("toolbox-p1.wasm")
+        ),
+    );
+    let applied = d.ok(&["apply", "-f", all.to_str().unwrap()]);
+    assert_eq!(
+        applied.lines().collect::<Vec<_>>(),
+        [
+            "configmap/settings created",
+            "secret/words created",
+            "pod/reader created"
+        ]
+    );
+    eventually("the pod to succeed", || {
+        d.ok(&["get", "pod", "reader", "-o", "jsonpath={.status.phase}"]) == "Succeeded"
     });
+    let log = d.ok(&["logs", "reader"]);
+    assert!(log.starts_with("hello from a configmap\n"), "{log}");
+    assert!(log.contains("WORD=swordfish\n"), "{log}");
+
+    let cms = d.ok(&["get", "configmaps"]);
+    let header: Vec<&str> = cms.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"]);
+    assert!(
+        cms.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["settings", "1"])),
+        "{cms}"
+    );
+    let secret = d.ok(&["get", "secret", "words", "-o", "jsonpath={.data.word}"]);
+    assert_eq!(secret, "c3dvcmRmaXNo");
+    let secrets = d.ok(&["get", "secrets"]);
+    assert!(
+        secrets
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq(["words", "Opaque", "1"])),
+        "{secrets}"
+    );
+    // Applying the same file again changes nothing but the Secret, whose
+    // write-only stringData always makes a patch (as on a real cluster).
+    let again = d.ok(&["apply", "-f", all.to_str().unwrap()]);
+    assert_eq!(
+        again.lines().collect::<Vec<_>>(),
+        [
+            "configmap/settings unchanged",
+            "secret/words configured",
+            "pod/reader unchanged"
+        ]
+    );
+    d.ok(&["delete", "-f", all.to_str().unwrap()]);
+    assert_eq!(d.ok(&["get", "configmaps", "-o", "name"]).trim(), "");
 }

@@ -1,0 +1,492 @@
+//! ConfigMaps and Secrets: stored as the API server returns them (uid,
+//! creationTimestamp, resourceVersion; a Secret's `stringData` folded into
+//! base64 `data`), listed as `kubectl get` prints them, and handed to the
+//! manifest validation when a pod of their namespace refers to them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::api::{Api, ListQuery, status, wants_table};
+use crate::changes::Selector;
+
+/// The kinds stored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// `v1 ConfigMap`.
+    ConfigMap,
+    /// `v1 Secret`.
+    Secret,
+}
+
+impl Kind {
+    /// The resource name in URLs.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+}
+
+/// The stored objects, by (kind, namespace, name).
+#[derive(Default)]
+pub struct Objects {
+    all: Mutex<BTreeMap<(Kind, String, String), Value>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Objects {
+    /// Every ConfigMap and Secret of a namespace, as YAML documents (what
+    /// a manifest file beside the pod would hold).
+    pub fn documents(&self, namespace: &str) -> String {
+        lock(&self.all)
+            .iter()
+            .filter(|((_, ns, _), _)| ns == namespace)
+            .map(|(_, v)| format!("---\n{v}\n"))
+            .collect()
+    }
+
+    /// The namespaces that hold objects.
+    pub fn namespaces(&self) -> Vec<String> {
+        lock(&self.all)
+            .keys()
+            .map(|(_, ns, _)| ns.clone())
+            .collect()
+    }
+}
+
+type Shared = Arc<Api>;
+
+fn not_found(kind: Kind, name: &str) -> Response {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{} \"{name}\" not found", kind.resource()),
+        json!({"name": name, "kind": kind.resource()}),
+    )
+}
+
+/// Checks and completes a new object: kind, name, namespace, data; a
+/// Secret's `stringData` becomes base64 `data`.
+fn admit(kind: Kind, ns: &str, mut doc: Value) -> Result<Value, Box<Response>> {
+    let invalid = |field: &str, message: &str| {
+        Box::new(status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{} is invalid: {field}: {message}", kind.kind()),
+            json!({"kind": kind.kind(), "causes": [{"reason": "FieldValueInvalid", "field": field, "message": message}]}),
+        ))
+    };
+    if doc["kind"].as_str() != Some(kind.kind()) || doc["apiVersion"].as_str() != Some("v1") {
+        return Err(invalid(
+            "kind",
+            &format!("must be {} in apiVersion v1", kind.kind()),
+        ));
+    }
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if !wasipod::spec::is_dns_subdomain(&name) {
+        return Err(invalid(
+            "metadata.name",
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+        ));
+    }
+    match doc["metadata"]["namespace"].as_str() {
+        Some(given) if given != ns => {
+            return Err(Box::new(status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+                json!({}),
+            )));
+        }
+        _ => {}
+    }
+    for field in ["data", "binaryData", "stringData"] {
+        if let Some(map) = doc.get(field).filter(|v| !v.is_null()) {
+            let ok = map
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_string));
+            if !ok {
+                return Err(invalid(field, "must be a map of strings"));
+            }
+        }
+    }
+    if kind == Kind::Secret {
+        fold_string_data(&mut doc);
+    }
+    if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("namespace".into(), Value::String(ns.to_string()));
+        meta.insert(
+            "uid".into(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
+        meta.insert(
+            "creationTimestamp".into(),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        );
+    }
+    Ok(doc)
+}
+
+/// A Secret's `stringData` written into `data` (base64), as the API server
+/// does; `type` defaults to `Opaque`.
+fn fold_string_data(doc: &mut Value) {
+    if let Some(Value::Object(plain)) = doc.get("stringData").cloned() {
+        let data = doc
+            .as_object_mut()
+            .map(|o| o.entry("data").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut);
+        if let Some(data) = data {
+            for (k, v) in plain {
+                let text = v.as_str().unwrap_or("");
+                data.insert(
+                    k,
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+    }
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("stringData");
+        o.entry("type")
+            .or_insert_with(|| Value::String("Opaque".into()));
+    }
+}
+
+/// Applies a JSON merge patch (RFC 7386) to `target`: what a strategic
+/// merge patch amounts to for these kinds, whose fields are maps.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(changes) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            if let Some(t) = target.as_object_mut() {
+                for (k, v) in changes {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// `PATCH .../{name}` (merge or strategic merge patch, as `kubectl apply`
+/// and `kubectl label` send): the patched object, with a new version.
+pub async fn patch(
+    api: Shared,
+    kind: Kind,
+    ns: String,
+    name: String,
+    body: axum::body::Bytes,
+) -> Response {
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("the patch is not JSON: {e}"),
+                json!({}),
+            );
+        }
+    };
+    let key = (kind, ns, name.clone());
+    let mut all = lock(&api.objects.all);
+    let Some(current) = all.get(&key).cloned() else {
+        return not_found(kind, &name);
+    };
+    let mut patched = current.clone();
+    merge_patch(&mut patched, &patch);
+    // Identity fields stay the server's.
+    for field in ["name", "namespace", "uid", "creationTimestamp"] {
+        patched["metadata"][field] = current["metadata"][field].clone();
+    }
+    if kind == Kind::Secret {
+        fold_string_data(&mut patched);
+    }
+    if patched == current {
+        return axum::Json(current).into_response();
+    }
+    let rv = api
+        .changes
+        .record(kind.resource(), "MODIFIED", patched.clone());
+    patched["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    all.insert(key, patched.clone());
+    axum::Json(patched).into_response()
+}
+
+/// `POST /api/v1/namespaces/{ns}/{configmaps,secrets}`.
+pub async fn create(api: Shared, kind: Kind, ns: String, body: axum::body::Bytes) -> Response {
+    let doc: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("the body is not JSON: {e}"),
+                json!({}),
+            );
+        }
+    };
+    let doc = match admit(kind, &ns, doc) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let key = (kind, ns, name.clone());
+    let mut all = lock(&api.objects.all);
+    if all.contains_key(&key) {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", kind.resource()),
+            json!({"name": name, "kind": kind.resource()}),
+        );
+    }
+    let rv = api.changes.record(kind.resource(), "ADDED", doc.clone());
+    let mut stored = doc;
+    stored["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    all.insert(key, stored.clone());
+    (StatusCode::CREATED, axum::Json(stored)).into_response()
+}
+
+/// `GET .../{name}`.
+pub async fn get(
+    api: Shared,
+    kind: Kind,
+    ns: String,
+    name: String,
+    headers: HeaderMap,
+) -> Response {
+    let found = lock(&api.objects.all)
+        .get(&(kind, ns, name.clone()))
+        .cloned();
+    match found {
+        Some(v) if wants_table(&headers) => {
+            axum::Json(table(kind, &[v], api.changes.current())).into_response()
+        }
+        Some(v) => axum::Json(v).into_response(),
+        None => not_found(kind, &name),
+    }
+}
+
+/// `DELETE .../{name}`: the object as it was.
+pub async fn delete(api: Shared, kind: Kind, ns: String, name: String) -> Response {
+    let removed = lock(&api.objects.all).remove(&(kind, ns, name.clone()));
+    match removed {
+        Some(v) => {
+            api.changes.record(kind.resource(), "DELETED", v.clone());
+            axum::Json(v).into_response()
+        }
+        None => not_found(kind, &name),
+    }
+}
+
+/// A list (or `Table`) of one namespace's objects, or every namespace's.
+pub async fn list(
+    api: Shared,
+    kind: Kind,
+    ns: Option<String>,
+    q: ListQuery,
+    headers: HeaderMap,
+) -> Response {
+    let labels = match Selector::parse(q.label_selector.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+    };
+    let fields = match Selector::parse(q.field_selector.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+    };
+    let rv = api.changes.current();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let items: Vec<Value> = lock(&api.objects.all)
+        .iter()
+        .filter(|((k, n, _), _)| *k == kind && ns.as_ref().is_none_or(|ns| ns == n))
+        .map(|(_, v)| v.clone())
+        .filter(|v| {
+            labels.matches(|k| text(&v["metadata"]["labels"][k]))
+                && fields.matches(|k| match k {
+                    "metadata.name" => text(&v["metadata"]["name"]),
+                    "metadata.namespace" => text(&v["metadata"]["namespace"]),
+                    "type" => text(&v["type"]),
+                    _ => None,
+                })
+        })
+        .collect();
+    if wants_table(&headers) {
+        return axum::Json(table(kind, &items, rv)).into_response();
+    }
+    axum::Json(json!({
+        "kind": format!("{}List", kind.kind()),
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items,
+    }))
+    .into_response()
+}
+
+/// kubectl's columns: NAME, DATA, AGE for ConfigMaps; NAME, TYPE, DATA,
+/// AGE for Secrets.
+fn table(kind: Kind, items: &[Value], rv: u64) -> Value {
+    let now = chrono::Utc::now();
+    let column = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
+    let mut columns = vec![column("Name", "name")];
+    if kind == Kind::Secret {
+        columns.push(column("Type", ""));
+    }
+    columns.push(column("Data", ""));
+    columns.push(column("Age", ""));
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|v| {
+            let count = ["data", "binaryData"]
+                .iter()
+                .filter_map(|f| v[*f].as_object().map(|m| m.len()))
+                .sum::<usize>();
+            let age = v["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| wasipod::table::human_duration(now - t.with_timezone(&chrono::Utc)))
+                .unwrap_or_else(|| "<unknown>".into());
+            let mut cells = vec![v["metadata"]["name"].clone()];
+            if kind == Kind::Secret {
+                cells.push(v["type"].clone());
+            }
+            cells.push(json!(count));
+            cells.push(Value::String(age));
+            json!({
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": v["metadata"].clone()},
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+macro_rules! handlers {
+    ($kind:expr, $create:ident, $get:ident, $patch:ident, $delete:ident, $list:ident, $list_all:ident) => {
+        /// Create, in the path's namespace.
+        pub async fn $create(
+            State(api): State<Shared>,
+            Path(ns): Path<String>,
+            body: axum::body::Bytes,
+        ) -> Response {
+            create(api, $kind, ns, body).await
+        }
+        /// Get one.
+        pub async fn $get(
+            State(api): State<Shared>,
+            Path((ns, name)): Path<(String, String)>,
+            headers: HeaderMap,
+        ) -> Response {
+            get(api, $kind, ns, name, headers).await
+        }
+        /// Patch one.
+        pub async fn $patch(
+            State(api): State<Shared>,
+            Path((ns, name)): Path<(String, String)>,
+            body: axum::body::Bytes,
+        ) -> Response {
+            patch(api, $kind, ns, name, body).await
+        }
+        /// Delete one.
+        pub async fn $delete(
+            State(api): State<Shared>,
+            Path((ns, name)): Path<(String, String)>,
+        ) -> Response {
+            delete(api, $kind, ns, name).await
+        }
+        /// List a namespace's.
+        pub async fn $list(
+            State(api): State<Shared>,
+            Path(ns): Path<String>,
+            Query(q): Query<ListQuery>,
+            headers: HeaderMap,
+        ) -> Response {
+            list(api, $kind, Some(ns), q, headers).await
+        }
+        /// List every namespace's.
+        pub async fn $list_all(
+            State(api): State<Shared>,
+            Query(q): Query<ListQuery>,
+            headers: HeaderMap,
+        ) -> Response {
+            list(api, $kind, None, q, headers).await
+        }
+    };
+}
+
+handlers!(
+    Kind::ConfigMap,
+    create_configmap,
+    get_configmap,
+    patch_configmap,
+    delete_configmap,
+    list_configmaps,
+    list_all_configmaps
+);
+handlers!(
+    Kind::Secret,
+    create_secret,
+    get_secret,
+    patch_secret,
+    delete_secret,
+    list_secrets,
+    list_all_secrets
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_patch_sets_replaces_and_removes_keys() {
+        let mut doc = json!({"data": {"a": "1", "b": "2"}, "metadata": {"labels": {"x": "y"}}});
+        merge_patch(
+            &mut doc,
+            &json!({"data": {"b": null, "c": "3"}, "metadata": {"labels": {"x": "z"}}}),
+        );
+        assert_eq!(
+            doc,
+            json!({"data": {"a": "1", "c": "3"}, "metadata": {"labels": {"x": "z"}}})
+        );
+    }
+
+    #[test]
+    fn a_secrets_string_data_is_folded_into_base64_data() {
+        let mut doc = json!({"stringData": {"word": "swordfish"}, "data": {"old": "eA=="}});
+        fold_string_data(&mut doc);
+        assert_eq!(
+            doc,
+            json!({"data": {"old": "eA==", "word": "c3dvcmRmaXNo"}, "type": "Opaque"})
+        );
+    }
+}
