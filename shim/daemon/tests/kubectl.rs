@@ -107,6 +107,11 @@ fn image(file: &str) -> String {
         .to_string()
 }
 
+/// An RFC 3339 time with a date and a `T`, as `--timestamps` prints.
+fn chrono_like(text: &str) -> bool {
+    text.len() >= 20 && text.as_bytes()[4] == b'-' && text.as_bytes()[10] == b'T'
+}
+
 fn eventually(what: &str, f: impl FnMut() -> bool) {
     eventually_with(|| what.to_string(), f)
 }
@@ -172,6 +177,18 @@ fn kubectl_creates_lists_reads_and_deletes_a_pod() {
     eventually("the greeting in the log", || {
         d.ok(&["logs", "greeter"]) == "hello from the daemon\n"
     });
+    let stamped = d.ok(&["logs", "greeter", "--timestamps", "--tail=1"]);
+    let (time, line) = stamped.trim_end().split_once(' ').unwrap();
+    assert!(chrono_like(time), "{stamped}");
+    assert_eq!(line, "hello from the daemon");
+    // Selectors, as a cluster filters.
+    let by_label = |selector: &str| d.ok(&["get", "pods", "-l", selector, "-o", "name"]);
+    assert_eq!(by_label("app=greeter").trim(), "pod/greeter");
+    assert_eq!(by_label("app=other").trim(), "");
+    let by_field =
+        |selector: &str| d.ok(&["get", "pods", "--field-selector", selector, "-o", "name"]);
+    assert_eq!(by_field("status.phase=Running").trim(), "pod/greeter");
+    assert_eq!(by_field("status.phase=Succeeded").trim(), "");
 
     // A second create of the same name is refused as a cluster does.
     let out = d.kubectl(&["create", "-f", manifest.to_str().unwrap()]);
