@@ -421,3 +421,81 @@ fn kubectl_applies_a_file_of_a_configmap_a_secret_and_a_pod_that_uses_them() {
     d.ok(&["delete", "-f", all.to_str().unwrap()]);
     assert_eq!(d.ok(&["get", "configmaps", "-o", "name"]).trim(), "");
 }
+
+/// The official Python client (`pip install kubernetes`): it lists and
+/// watches pods, and every field the daemon sends survives its models
+/// (a field its models do not know would be dropped: the script reports
+/// it).
+const PYTHON_CLIENT: &str = r#"
+import json, sys
+from kubernetes import client, config, watch
+
+config.load_kube_config(config_file=sys.argv[1])
+api = client.CoreV1Api()
+raw = api.list_namespaced_pod("default", _preload_content=False)
+body = json.loads(raw.data)
+
+def paths(value, prefix=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if v is None: continue
+            yield from paths(v, f"{prefix}.{k}")
+    elif isinstance(value, list):
+        for v in value: yield from paths(v, prefix + "[]")
+    else:
+        yield prefix
+
+model = api.api_client.deserialize(json.dumps(body), "V1PodList", "application/json")
+back = api.api_client.sanitize_for_serialization(model)
+lost = sorted(set(paths(body)) - set(paths(back)))
+if lost:
+    print("fields the models do not know:", lost)
+    sys.exit(1)
+pods = api.list_namespaced_pod("default").items
+print("listed", [(p.metadata.name, p.status.phase, p.spec.node_name, len(p.metadata.uid)) for p in pods])
+seen = []
+for event in watch.Watch().stream(api.list_namespaced_pod, "default", timeout_seconds=60):
+    pod = event["object"]
+    seen.append((event["type"], pod.metadata.name, pod.status.phase))
+    if pod.status.phase in ("Succeeded", "Failed"):
+        break
+print("watched", seen[-1])
+"#;
+
+#[test]
+fn the_official_python_client_lists_and_watches_pods() {
+    let d = Daemon::start();
+    let found = Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "the Python client is not installed: pip install kubernetes (as .ci/test does); never skipped"
+    );
+    let manifest = d.write(
+        "py.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: py\n  labels: {{from: python}}\n  annotations: {{note: kept}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: app\n    image: {}\n    args: [sh, \"sleep 100; echo done\"]\n    resources: {{limits: {{memory: 64Mi, cpu: 500m}}}}\n",
+            image("toolbox-p1.wasm")
+        ),
+    );
+    d.ok(&["create", "-f", manifest.to_str().unwrap()]);
+    let out = Command::new("python3")
+        .args(["-c", PYTHON_CLIENT])
+        .arg(&d.kubeconfig)
+        .output()
+        .expect("running python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("listed [('py', ") && stdout.contains("'test-node', 36)]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("watched ("), "{stdout}");
+    assert!(stdout.contains("'py', 'Succeeded')"), "{stdout}");
+}
