@@ -31,6 +31,8 @@ pub struct Api {
     pub changes: Changes,
     /// ConfigMaps and Secrets.
     pub objects: Objects,
+    /// The namespaces (the built-in ones, and those created).
+    pub namespaces: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Feeds the pods' changes into [`Api::changes`] (started before serving).
@@ -63,8 +65,14 @@ pub fn router(api: Shared) -> Router {
         .route("/api/v1", get(resources))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/api/v1", get(openapi_v1))
-        .route("/api/v1/namespaces", get(list_namespaces))
-        .route("/api/v1/namespaces/{ns}", get(get_namespace))
+        .route(
+            "/api/v1/namespaces",
+            get(list_namespaces).post(create_namespace),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}",
+            get(get_namespace).delete(delete_namespace),
+        )
         .route("/api/v1/pods", get(list_all_pods))
         .route(
             "/api/v1/namespaces/{ns}/pods",
@@ -188,7 +196,7 @@ async fn resources() -> Response {
         "kind": "APIResourceList",
         "groupVersion": "v1",
         "resources": [
-            resource("namespaces", "Namespace", false, &["get", "list"], &["ns"]),
+            resource("namespaces", "Namespace", false, &["create", "delete", "get", "list"], &["ns"]),
             resource("pods", "Pod", true, &["create", "delete", "get", "list", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
             resource("events", "Event", true, &["get", "list"], &["ev"]),
@@ -249,24 +257,18 @@ fn kind_singular(kind: &str) -> &'static str {
 
 /// Namespaces: those of the pods, and `default`.
 fn namespaces(api: &Api) -> Vec<String> {
-    let mut all: Vec<String> = api
-        .runtime
-        .list(None)
-        .iter()
-        .map(|p| p.namespace().to_string())
-        .collect();
-    all.push("default".into());
-    all.extend(api.objects.namespaces());
-    all.sort();
-    all.dedup();
-    all
+    crate::sync_lock(&api.namespaces).iter().cloned().collect()
 }
+
+/// The namespaces every cluster has.
+pub const BUILT_IN_NAMESPACES: [&str; 4] =
+    ["default", "kube-node-lease", "kube-public", "kube-system"];
 
 fn namespace_object(name: &str) -> Value {
     json!({
         "kind": "Namespace",
         "apiVersion": "v1",
-        "metadata": {"name": name, "uid": stable_uid(name)},
+        "metadata": {"name": name, "uid": stable_uid(name), "labels": {"kubernetes.io/metadata.name": name}},
         "spec": {"finalizers": ["kubernetes"]},
         "status": {"phase": "Active"},
     })
@@ -284,11 +286,25 @@ fn stable_uid(name: &str) -> String {
     uuid::Uuid::from_u64_pair(parts[0], parts[1]).to_string()
 }
 
-async fn list_namespaces(State(api): State<Shared>) -> Response {
-    let items: Vec<Value> = namespaces(&api)
-        .iter()
-        .map(|n| namespace_object(n))
-        .collect();
+async fn list_namespaces(State(api): State<Shared>, headers: HeaderMap) -> Response {
+    let names = namespaces(&api);
+    if wants_table(&headers) {
+        let rows: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                let object = namespace_object(n);
+                json!({"cells": [n, "Active", "<unknown>"], "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"].clone()}})
+            })
+            .collect();
+        let column = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
+        return axum::Json(json!({
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+            "columnDefinitions": [column("Name", "name"), column("Status", ""), column("Age", "")],
+            "rows": rows,
+        }))
+        .into_response();
+    }
+    let items: Vec<Value> = names.iter().map(|n| namespace_object(n)).collect();
     axum::Json(json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": items}))
         .into_response()
 }
@@ -299,6 +315,73 @@ async fn get_namespace(State(api): State<Shared>, Path(ns): Path<String>) -> Res
     } else {
         not_found("namespaces", &ns)
     }
+}
+
+/// `kubectl create namespace NAME`.
+async fn create_namespace(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE));
+    let doc = if protobuf {
+        crate::protobuf::decode_object(&body)
+    } else {
+        serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+    };
+    let doc = match doc {
+        Ok(d) => d,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+    };
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if !wasipod::spec::is_dns_label(&name) {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!(
+                "Namespace \"{name}\" is invalid: metadata.name: Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+            ),
+            json!({"name": name, "kind": "Namespace"}),
+        );
+    }
+    if !crate::sync_lock(&api.namespaces).insert(name.clone()) {
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("namespaces \"{name}\" already exists"),
+            json!({"name": name, "kind": "namespaces"}),
+        );
+    }
+    (StatusCode::CREATED, axum::Json(namespace_object(&name))).into_response()
+}
+
+/// `kubectl delete namespace NAME`: its pods get their termination
+/// sequence and its ConfigMaps and Secrets go; the built-in ones stay.
+async fn delete_namespace(State(api): State<Shared>, Path(ns): Path<String>) -> Response {
+    if BUILT_IN_NAMESPACES.contains(&ns.as_str()) {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted"),
+            json!({"name": ns, "kind": "namespaces"}),
+        );
+    }
+    if !crate::sync_lock(&api.namespaces).remove(&ns) {
+        return not_found("namespaces", &ns);
+    }
+    api.objects.remove_namespace(&ns);
+    let pods = api.runtime.list(Some(&ns));
+    let mut object = namespace_object(&ns);
+    object["status"]["phase"] = Value::String("Terminating".into());
+    tokio::spawn(async move {
+        for pod in pods {
+            pod.delete(None).await;
+        }
+    });
+    axum::Json(object).into_response()
 }
 
 /// A pod document as the API serves it: with `spec.nodeName`.
@@ -709,6 +792,9 @@ async fn create_pod(
         }
     };
     let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if !namespaces(&api).contains(&ns) {
+        return not_found("namespaces", &ns);
+    }
     match doc["metadata"]["namespace"].as_str() {
         Some(given) if given != ns => {
             return status(

@@ -41,9 +41,7 @@ pub struct Changes {
     live: broadcast::Sender<Change>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync_lock as lock;
 
 impl Default for Changes {
     fn default() -> Self {

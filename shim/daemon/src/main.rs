@@ -24,11 +24,13 @@
 //! | `api` | discovery, namespaces, pods, events in the API server's shapes |
 //! | `changes` | resource versions, the watch history, label and field selectors |
 //! | `objects` | ConfigMaps and Secrets |
+//! | `protobuf` | the protobuf bodies of kubectl's typed calls (`create namespace`) |
 
 mod api;
 mod changes;
 mod objects;
 mod pki;
+mod protobuf;
 mod server;
 
 use std::net::SocketAddr;
@@ -125,6 +127,12 @@ async fn main() -> anyhow::Result<()> {
         base_dir: std::env::current_dir()?,
         changes: changes::Changes::default(),
         objects: objects::Objects::default(),
+        namespaces: std::sync::Mutex::new(
+            api::BUILT_IN_NAMESPACES
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+        ),
     });
     api::follow_pods(&api);
     let token: Arc<str> = credentials.token.clone().into();
@@ -141,6 +149,11 @@ async fn main() -> anyhow::Result<()> {
     let _ = serving.await;
     runtime.shutdown(None).await;
     Ok(())
+}
+
+/// A mutex's guard, whether or not a holder panicked.
+pub fn sync_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// SIGTERM or Ctrl-C.

@@ -47,9 +47,7 @@ pub struct Objects {
     all: Mutex<BTreeMap<(Kind, String, String), Value>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync_lock as lock;
 
 impl Objects {
     /// Every ConfigMap and Secret of a namespace, as YAML documents (what
@@ -62,12 +60,9 @@ impl Objects {
             .collect()
     }
 
-    /// The namespaces that hold objects.
-    pub fn namespaces(&self) -> Vec<String> {
-        lock(&self.all)
-            .keys()
-            .map(|(_, ns, _)| ns.clone())
-            .collect()
+    /// Removes every object of a namespace.
+    pub fn remove_namespace(&self, namespace: &str) {
+        lock(&self.all).retain(|(_, ns, _), _| ns != namespace);
     }
 }
 
@@ -249,6 +244,14 @@ pub async fn create(api: Shared, kind: Kind, ns: String, body: axum::body::Bytes
             );
         }
     };
+    if !crate::sync_lock(&api.namespaces).contains(&ns) {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("namespaces \"{ns}\" not found"),
+            json!({"name": ns, "kind": "namespaces"}),
+        );
+    }
     let doc = match admit(kind, &ns, doc) {
         Ok(d) => d,
         Err(r) => return *r,

@@ -499,3 +499,60 @@ fn the_official_python_client_lists_and_watches_pods() {
     assert!(stdout.contains("watched ("), "{stdout}");
     assert!(stdout.contains("'py', 'Succeeded')"), "{stdout}");
 }
+
+#[test]
+fn namespaces_are_created_and_deleted_with_their_pods() {
+    let d = Daemon::start();
+    let pod = |ns: &str| {
+        d.write(
+            &format!("{ns}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: sleeper\n  namespace: {ns}\nspec:\n  containers:\n  - name: app\n    image: {}\n    args: [sleep, \"3600000\"]\n",
+                image("toolbox-p1.wasm")
+            ),
+        )
+    };
+    // No such namespace: refused, as a cluster does.
+    let out = d.kubectl(&["create", "-f", pod("ghost").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("namespaces \"ghost\" not found"), "{err}");
+
+    assert_eq!(
+        d.ok(&["create", "namespace", "team"]).trim(),
+        "namespace/team created"
+    );
+    d.ok(&["create", "-f", pod("team").to_str().unwrap()]);
+    assert_eq!(
+        d.ok(&["get", "pods", "-n", "team", "-o", "name"]).trim(),
+        "pod/sleeper"
+    );
+    assert_eq!(d.ok(&["get", "pods", "-o", "name"]).trim(), "");
+    let everywhere = d.ok(&["get", "pods", "-A"]);
+    assert!(
+        everywhere.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{everywhere}"
+    );
+    assert!(
+        everywhere.lines().any(|l| l.starts_with("team ")),
+        "{everywhere}"
+    );
+    let namespaces = d.ok(&["get", "namespaces", "-o", "name"]);
+    for ns in ["default", "kube-system", "team"] {
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}\n")),
+            "{namespaces}"
+        );
+    }
+    let out = d.kubectl(&["delete", "namespace", "default"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        d.ok(&["delete", "namespace", "team"]).trim(),
+        "namespace \"team\" deleted"
+    );
+    eventually("the namespace's pod to go", || {
+        !d.kubectl(&["get", "pod", "sleeper", "-n", "team"])
+            .status
+            .success()
+    });
+}
