@@ -631,18 +631,37 @@ impl Pod {
         self.status()
     }
 
+    /// Replaces the pod's labels and annotations (what a Kubernetes pod
+    /// update may change of its metadata) and tells watchers. The pod's
+    /// own files (downward API volumes) keep the values it started with.
+    pub fn set_labels_and_annotations(
+        &self,
+        labels: std::collections::BTreeMap<String, String>,
+        annotations: std::collections::BTreeMap<String, String>,
+    ) {
+        *lock(&self.shared.labels_annotations) = Some((labels, annotations));
+        self.send_modified();
+    }
+
     /// The whole `v1 Pod` document (metadata, spec with defaults, status).
     pub fn to_object(&self) -> PodObject {
         PodObject {
             api_version: "v1".into(),
             kind: "Pod".into(),
-            metadata: manifest::ObjectMeta {
-                deletion_timestamp: self
-                    .shared
-                    .deleted_at
-                    .get()
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                ..self.wire.metadata.clone()
+            metadata: {
+                let mut meta = manifest::ObjectMeta {
+                    deletion_timestamp: self
+                        .shared
+                        .deleted_at
+                        .get()
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    ..self.wire.metadata.clone()
+                };
+                if let Some((labels, annotations)) = &*lock(&self.shared.labels_annotations) {
+                    meta.labels = labels.clone();
+                    meta.annotations = annotations.clone();
+                }
+                meta
             },
             spec: self.wire.spec.clone(),
             status: self.status(),

@@ -55,7 +55,16 @@ pub(crate) struct PodShared {
     running: Mutex<HashMap<String, Container>>,
     /// When the first deletion was asked (`metadata.deletionTimestamp`).
     pub deleted_at: std::sync::OnceLock<crate::api::status::Time>,
+    /// Labels and annotations as changed since the pod was created (`None`:
+    /// the manifest's), the only metadata a pod's update may change.
+    pub labels_annotations: Mutex<Option<LabelsAndAnnotations>>,
 }
+
+/// A pod's `metadata.labels` and `metadata.annotations`.
+pub(crate) type LabelsAndAnnotations = (
+    std::collections::BTreeMap<String, String>,
+    std::collections::BTreeMap<String, String>,
+);
 
 impl PodShared {
     pub(crate) fn new(
@@ -73,6 +82,7 @@ impl PodShared {
             status,
             lifecycle: watch::channel(Lifecycle::Created).0,
             running: Mutex::new(HashMap::new()),
+            labels_annotations: Mutex::new(None),
             deleted_at: std::sync::OnceLock::new(),
         }
     }

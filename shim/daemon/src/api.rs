@@ -80,7 +80,7 @@ pub fn router(api: Shared) -> Router {
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",
-            get(get_pod).delete(delete_pod),
+            get(get_pod).patch(patch_pod).delete(delete_pod),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route("/api/v1/events", get(list_all_events))
@@ -197,7 +197,7 @@ async fn resources() -> Response {
         "groupVersion": "v1",
         "resources": [
             resource("namespaces", "Namespace", false, &["create", "delete", "get", "list"], &["ns"]),
-            resource("pods", "Pod", true, &["create", "delete", "get", "list", "watch"], &["po"]),
+            resource("pods", "Pod", true, &["create", "delete", "get", "list", "patch", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
             resource("events", "Event", true, &["get", "list"], &["ev"]),
             resource("configmaps", "ConfigMap", true, &["create", "delete", "get", "list", "patch"], &["cm"]),
@@ -830,6 +830,97 @@ async fn create_pod(
         Ok(pod) => (StatusCode::CREATED, axum::Json(pod_object(&api, &pod))).into_response(),
         Err(e) => runtime_error(e),
     }
+}
+
+/// Kubernetes' message for a pod update that changes its spec.
+const POD_SPEC_FORBIDDEN: &str = "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// `PATCH .../pods/{name}` (merge or strategic merge patch: `kubectl
+/// label`, `annotate`, `patch`, `apply`): labels and annotations change;
+/// any other change is refused (a spec change with Kubernetes' own
+/// message; wasipod also keeps a running pod's images and deadline).
+async fn patch_pod(
+    State(api): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(pod) = api.runtime.get(&ns, &name) else {
+        return not_found("pods", &name);
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/merge-patch+json")
+        && !content_type.starts_with("application/strategic-merge-patch+json")
+    {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("{content_type}: the server serves merge and strategic merge patches of pods"),
+            json!({}),
+        );
+    }
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("the patch is not JSON: {e}"),
+                json!({}),
+            );
+        }
+    };
+    let current = pod_object(&api, &pod);
+    let mut patched = current.clone();
+    objects::merge_patch(&mut patched, &patch);
+    let invalid = |field: &str, message: &str| {
+        status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("Pod \"{name}\" is invalid: {field}: {message}"),
+            json!({"name": name, "kind": "Pod", "causes": [
+                {"reason": "FieldValueForbidden", "message": message, "field": field}
+            ]}),
+        )
+    };
+    if patched["spec"] != current["spec"] {
+        return invalid("spec", POD_SPEC_FORBIDDEN);
+    }
+    let without_labels = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in ["labels", "annotations", "resourceVersion"] {
+                meta.remove(field);
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.remove("status");
+        }
+        v
+    };
+    if without_labels(&patched) != without_labels(&current) {
+        return invalid(
+            "metadata",
+            "Forbidden: only labels and annotations of a pod's metadata may change",
+        );
+    }
+    let map = |field: &str| -> Option<std::collections::BTreeMap<String, String>> {
+        match &patched["metadata"][field] {
+            Value::Null => Some(Default::default()),
+            v => serde_json::from_value(v.clone()).ok(),
+        }
+    };
+    let (Some(labels), Some(annotations)) = (map("labels"), map("annotations")) else {
+        return invalid(
+            "metadata",
+            "Invalid value: labels and annotations must be maps of strings",
+        );
+    };
+    pod.set_labels_and_annotations(labels, annotations);
+    axum::Json(pod_object(&api, &pod)).into_response()
 }
 
 /// `DeleteOptions`, from the query or the body.

@@ -190,6 +190,40 @@ fn kubectl_creates_lists_reads_and_deletes_a_pod() {
     assert_eq!(by_field("status.phase=Running").trim(), "pod/greeter");
     assert_eq!(by_field("status.phase=Succeeded").trim(), "");
 
+    // Labels and annotations change; the spec does not.
+    assert_eq!(
+        d.ok(&["label", "pod", "greeter", "tier=web"]).trim(),
+        "pod/greeter labeled"
+    );
+    assert_eq!(by_label("tier=web").trim(), "pod/greeter");
+    assert_eq!(
+        d.ok(&["annotate", "pod", "greeter", "note=kept"]).trim(),
+        "pod/greeter annotated"
+    );
+    assert_eq!(
+        d.ok(&[
+            "get",
+            "pod",
+            "greeter",
+            "-o",
+            "jsonpath={.metadata.annotations.note}"
+        ]),
+        "kept"
+    );
+    let out = d.kubectl(&[
+        "patch",
+        "pod",
+        "greeter",
+        "-p",
+        r#"{"spec":{"activeDeadlineSeconds":5}}"#,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Forbidden: pod updates may not change fields other than"),
+        "{err}"
+    );
+
     // A second create of the same name is refused as a cluster does.
     let out = d.kubectl(&["create", "-f", manifest.to_str().unwrap()]);
     assert!(!out.status.success());
