@@ -323,16 +323,7 @@ async fn create_namespace(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let protobuf = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE));
-    let doc = if protobuf {
-        crate::protobuf::decode_object(&body)
-    } else {
-        serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
-    };
-    let doc = match doc {
+    let doc = match crate::protobuf::body_json(&headers, &body) {
         Ok(d) => d,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };

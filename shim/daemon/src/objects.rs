@@ -232,17 +232,16 @@ pub async fn patch(
 }
 
 /// `POST /api/v1/namespaces/{ns}/{configmaps,secrets}`.
-pub async fn create(api: Shared, kind: Kind, ns: String, body: axum::body::Bytes) -> Response {
-    let doc: Value = match serde_json::from_slice(&body) {
+pub async fn create(
+    api: Shared,
+    kind: Kind,
+    ns: String,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let doc = match crate::protobuf::body_json(&headers, &body) {
         Ok(v) => v,
-        Err(e) => {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("the body is not JSON: {e}"),
-                json!({}),
-            );
-        }
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
     if !crate::sync_lock(&api.namespaces).contains(&ns) {
         return status(
@@ -400,9 +399,10 @@ macro_rules! handlers {
         pub async fn $create(
             State(api): State<Shared>,
             Path(ns): Path<String>,
+            headers: HeaderMap,
             body: axum::body::Bytes,
         ) -> Response {
-            create(api, $kind, ns, body).await
+            create(api, $kind, ns, headers, body).await
         }
         /// Get one.
         pub async fn $get(

@@ -1,8 +1,9 @@
 //! The Kubernetes protobuf encoding, as far as kubectl's typed calls send
-//! it (`kubectl create namespace`): the `k8s\0` envelope (a
-//! `runtime.Unknown` with the type and the raw message) and the fields of
-//! a Namespace the daemon reads, declared with prost (the field numbers
-//! of Kubernetes' `generated.proto`). Everything else is answered in JSON.
+//! it (`kubectl create namespace|configmap|secret`): the `k8s\0` envelope
+//! (a `runtime.Unknown` with the type and the raw message) and the fields
+//! of a Namespace, ConfigMap and Secret the daemon reads, declared with
+//! prost (the field numbers of Kubernetes' `generated.proto`). Everything
+//! is answered in JSON.
 
 use serde_json::{Value, json};
 
@@ -29,6 +30,35 @@ struct TypeMeta {
 struct Object {
     #[prost(message, optional, tag = "1")]
     metadata: Option<ObjectMeta>,
+}
+
+/// `k8s.io.api.core.v1.ConfigMap`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ConfigMap {
+    #[prost(map = "string, string", tag = "2")]
+    data: std::collections::HashMap<String, String>,
+    #[prost(map = "string, bytes", tag = "3")]
+    binary_data: std::collections::HashMap<String, Vec<u8>>,
+}
+
+/// `k8s.io.api.core.v1.Secret`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Secret {
+    #[prost(map = "string, bytes", tag = "2")]
+    data: std::collections::HashMap<String, Vec<u8>>,
+    #[prost(string, tag = "3")]
+    type_: String,
+    #[prost(map = "string, string", tag = "4")]
+    string_data: std::collections::HashMap<String, String>,
+}
+
+fn base64_map(map: std::collections::HashMap<String, Vec<u8>>) -> Value {
+    use base64::Engine;
+    let encoded: std::collections::BTreeMap<String, String> = map
+        .into_iter()
+        .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
+        .collect();
+    json!(encoded)
 }
 
 /// `k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta` (the fields read).
@@ -68,7 +98,45 @@ pub fn decode_object(body: &[u8]) -> Result<Value, String> {
     if !meta.annotations.is_empty() {
         metadata["annotations"] = json!(meta.annotations);
     }
-    Ok(json!({"apiVersion": type_meta.api_version, "kind": type_meta.kind, "metadata": metadata}))
+    let mut doc =
+        json!({"apiVersion": type_meta.api_version, "kind": type_meta.kind, "metadata": metadata});
+    match type_meta.kind.as_str() {
+        "ConfigMap" => {
+            let cm = <ConfigMap as prost::Message>::decode(unknown.raw.as_slice())
+                .map_err(|e| e.to_string())?;
+            doc["data"] = json!(cm.data);
+            if !cm.binary_data.is_empty() {
+                doc["binaryData"] = base64_map(cm.binary_data);
+            }
+        }
+        "Secret" => {
+            let secret = <Secret as prost::Message>::decode(unknown.raw.as_slice())
+                .map_err(|e| e.to_string())?;
+            doc["data"] = base64_map(secret.data);
+            if !secret.type_.is_empty() {
+                doc["type"] = Value::String(secret.type_);
+            }
+            if !secret.string_data.is_empty() {
+                doc["stringData"] = json!(secret.string_data);
+            }
+        }
+        _ => {}
+    }
+    Ok(doc)
+}
+
+/// A request body as JSON: decoded from protobuf when its content type
+/// says so.
+pub fn body_json(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Value, String> {
+    let protobuf = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(MEDIA_TYPE));
+    if protobuf {
+        decode_object(body)
+    } else {
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))
+    }
 }
 
 #[cfg(test)]

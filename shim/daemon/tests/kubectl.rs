@@ -452,6 +452,33 @@ fn kubectl_applies_a_file_of_a_configmap_a_secret_and_a_pod_that_uses_them() {
             "pod/reader unchanged"
         ]
     );
+    // kubectl's typed calls (in protobuf) make them too.
+    assert_eq!(
+        d.ok(&["create", "configmap", "literal", "--from-literal=a=b"])
+            .trim(),
+        "configmap/literal created"
+    );
+    assert_eq!(
+        d.ok(&["get", "configmap", "literal", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+    assert_eq!(
+        d.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "pw",
+            "--from-literal=pw=hunter2"
+        ])
+        .trim(),
+        "secret/pw created"
+    );
+    assert_eq!(
+        d.ok(&["get", "secret", "pw", "-o", "jsonpath={.data.pw}"]),
+        "aHVudGVyMg=="
+    );
+    d.ok(&["delete", "configmap", "literal"]);
+    d.ok(&["delete", "secret", "pw"]);
     d.ok(&["delete", "-f", all.to_str().unwrap()]);
     assert_eq!(d.ok(&["get", "configmaps", "-o", "name"]).trim(), "");
 }
