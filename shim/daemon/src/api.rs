@@ -33,6 +33,12 @@ pub struct Api {
     pub objects: Objects,
     /// The namespaces (the built-in ones, and those created).
     pub namespaces: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Static pods' mirror objects: the uid each shows, by (namespace,
+    /// name) (see [`crate::static_pods`]).
+    pub mirrors: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    /// Static pod files that failed, with the hash of the content that did
+    /// (each failure is said once).
+    pub static_errors: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
 }
 
 /// Feeds the pods' changes into [`Api::changes`] (started before serving).
@@ -380,6 +386,13 @@ fn object_value(api: &Api, object: &PodObject) -> Value {
     let mut v = serde_json::to_value(object).unwrap_or(Value::Null);
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         spec.insert("nodeName".into(), Value::String(api.node.clone()));
+    }
+    let key = (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    );
+    if let Some(uid) = crate::sync_lock(&api.mirrors).get(&key) {
+        v["metadata"]["uid"] = Value::String(uid.clone());
     }
     v
 }
@@ -935,6 +948,20 @@ async fn delete_pod(
     let Some(pod) = api.runtime.get(&ns, &name) else {
         return not_found("pods", &name);
     };
+    // A mirror pod goes and comes back with a new uid; its static pod runs
+    // on, as under a kubelet.
+    let mirror_uid = crate::sync_lock(&api.mirrors)
+        .get(&(ns.clone(), name.clone()))
+        .cloned();
+    if mirror_uid.is_some() {
+        let old = pod_object(&api, &pod);
+        api.changes.record("pods", "DELETED", old.clone());
+        crate::sync_lock(&api.mirrors)
+            .insert((ns.clone(), name.clone()), uuid::Uuid::new_v4().to_string());
+        api.changes
+            .record("pods", "ADDED", object_value(&api, &pod.to_object()));
+        return axum::Json(old).into_response();
+    }
     // The pod shows `Terminating` (deletionTimestamp) while it stops; the
     // object goes once it has stopped.
     let stopping = pod.clone();

@@ -24,6 +24,7 @@
 //! | `api` | discovery, namespaces, pods, events in the API server's shapes |
 //! | `changes` | resource versions, the watch history, label and field selectors |
 //! | `objects` | ConfigMaps and Secrets |
+//! | `static_pods` | `--manifests`: static pods and their mirror pods |
 //! | `protobuf` | the protobuf bodies of kubectl's typed calls (`create namespace`) |
 
 mod api;
@@ -32,6 +33,7 @@ mod objects;
 mod pki;
 mod protobuf;
 mod server;
+mod static_pods;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +66,13 @@ struct Args {
     /// The compile cache folder.
     #[arg(long, env = "WASIPOD_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Run every manifest in this folder as a static pod (the kubelet's
+    /// staticPodPath): files added, changed and removed are followed.
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// How often the manifests folder is read, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    manifests_interval_ms: u64,
     /// Print the kubeconfig's path and exit.
     #[arg(long)]
     print_kubeconfig_path: bool,
@@ -133,16 +142,26 @@ async fn main() -> anyhow::Result<()> {
                 .map(|n| n.to_string())
                 .collect(),
         ),
+        mirrors: Default::default(),
+        static_errors: Default::default(),
     });
     api::follow_pods(&api);
     let token: Arc<str> = credentials.token.clone().into();
-    let app = api::router(api).layer(axum::middleware::from_fn(move |req, next| {
+    let app = api::router(api.clone()).layer(axum::middleware::from_fn(move |req, next| {
         server::authenticate(token.clone(), req, next)
     }));
     let stop = CancellationToken::new();
     println!("wasipodd: serving {url}");
     println!("wasipodd: export KUBECONFIG={}", kubeconfig.display());
     let serving = tokio::spawn(server::serve(listener, credentials.tls, app, stop.clone()));
+    if let Some(dir) = args.manifests.clone() {
+        tokio::spawn(static_pods::run(
+            api.clone(),
+            dir,
+            std::time::Duration::from_millis(args.manifests_interval_ms.max(10)),
+            stop.clone(),
+        ));
+    }
     shutdown_signal().await;
     println!("wasipodd: stopping: every pod gets its termination sequence");
     stop.cancel();

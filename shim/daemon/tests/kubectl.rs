@@ -19,6 +19,11 @@ impl Daemon {
     /// Steps: check kubectl is installed; start `wasipodd` on a free port
     /// with a temporary state folder; wait until kubectl reaches it.
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// As [`Daemon::start`], with more arguments for `wasipodd`.
+    fn start_with(extra: &[&str]) -> Self {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
             .unwrap_or(false);
@@ -39,6 +44,7 @@ impl Daemon {
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))
             .args(["--node-name", "test-node"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -616,4 +622,80 @@ fn namespaces_are_created_and_deleted_with_their_pods() {
             .status
             .success()
     });
+}
+
+#[test]
+fn manifests_in_a_folder_run_as_static_pods_with_mirror_pods() {
+    let folder = tempfile::tempdir().unwrap();
+    let manifest = |name: &str, label: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{version: {label}}}\nspec:\n  containers:\n  - name: app\n    image: {}\n    args: [sh, \"handle-sigterm; echo up; wait-sigterm 0 0\"]\n",
+            image("toolbox-p1.wasm")
+        )
+    };
+    std::fs::write(folder.path().join("web.yaml"), manifest("web", "one")).unwrap();
+    let dir = folder.path().to_str().unwrap();
+    let d = Daemon::start_with(&["--manifests", dir, "--manifests-interval-ms", "20"]);
+    let field = |pod: &str, path: &str| {
+        let out = d.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={path}")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Named after the node, annotated as a mirror pod.
+    eventually("the static pod to run", || {
+        field("web-test-node", "{.status.phase}") == "Running"
+    });
+    assert!(
+        !field(
+            "web-test-node",
+            "{.metadata.annotations.kubernetes\\.io/config\\.mirror}"
+        )
+        .is_empty()
+    );
+    assert_eq!(field("web-test-node", "{.metadata.labels.version}"), "one");
+
+    // Deleting the mirror pod does not stop the static pod: it comes back
+    // with a new uid, its container never restarted.
+    let uid = field("web-test-node", "{.metadata.uid}");
+    let started = field(
+        "web-test-node",
+        "{.status.containerStatuses[0].state.running.startedAt}",
+    );
+    let deleted = d.ok(&["delete", "pod", "web-test-node"]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    assert_ne!(field("web-test-node", "{.metadata.uid}"), uid);
+    assert_eq!(field("web-test-node", "{.status.phase}"), "Running");
+    assert_eq!(
+        field(
+            "web-test-node",
+            "{.status.containerStatuses[0].state.running.startedAt}"
+        ),
+        started
+    );
+    assert_eq!(
+        field(
+            "web-test-node",
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
+
+    // A changed file replaces the pod; a new file starts one; a removed
+    // file deletes its pod.
+    std::fs::write(folder.path().join("web.yaml"), manifest("web", "two")).unwrap();
+    eventually("the pod to be replaced", || {
+        field("web-test-node", "{.metadata.labels.version}") == "two"
+            && field("web-test-node", "{.status.phase}") == "Running"
+    });
+    std::fs::write(folder.path().join("api.yml"), manifest("api", "one")).unwrap();
+    eventually("the second static pod to run", || {
+        field("api-test-node", "{.status.phase}") == "Running"
+    });
+    std::fs::remove_file(folder.path().join("web.yaml")).unwrap();
+    eventually("the removed file's pod to go", || {
+        !d.kubectl(&["get", "pod", "web-test-node"]).status.success()
+    });
+    assert_eq!(
+        d.ok(&["get", "pods", "-o", "name"]).trim(),
+        "pod/api-test-node"
+    );
 }
