@@ -51,7 +51,15 @@ pub fn follow_pods(api: &Shared) {
                 Ok(PodChange::Added(o)) => ("ADDED", o),
                 Ok(PodChange::Modified(o)) => ("MODIFIED", o),
                 Ok(PodChange::Deleted(o)) => ("DELETED", o),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                // Changes were missed: every pod's state now, so that
+                // watchers converge on it.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    for pod in api.runtime.list(None) {
+                        let value = object_value(&api, &pod.to_object());
+                        api.changes.record("pods", "MODIFIED", value);
+                    }
+                    continue;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             let value = object_value(&api, &object);
