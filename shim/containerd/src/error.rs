@@ -15,6 +15,11 @@ pub fn not_found(what: &str) -> ttrpc::Error {
     status(Code::NOT_FOUND, format!("{what}: not found"))
 }
 
+/// No task of that id in this shim.
+pub fn no_task(id: &str) -> ttrpc::Error {
+    not_found(&format!("task {id}"))
+}
+
 /// The request does not fit the task's state.
 pub fn precondition(message: impl Into<String>) -> ttrpc::Error {
     status(Code::FAILED_PRECONDITION, message)

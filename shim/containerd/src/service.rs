@@ -367,10 +367,7 @@ impl Service {
     /// its own streams, in the same sandbox.
     fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<()> {
         let mut state = lock(&self.inner.state);
-        let task = state
-            .tasks
-            .get_mut(id)
-            .ok_or_else(|| error::not_found(&format!("task {id}")))?;
+        let task = state.tasks.get_mut(id).ok_or_else(|| error::no_task(id))?;
         let Kind::Container(container) = &task.kind else {
             return Err(error::invalid(
                 "the pod sandbox runs no program to exec into",
@@ -412,10 +409,7 @@ impl Service {
     /// The exit cell of a task or exec.
     fn exit_cell(&self, id: &str, exec_id: &str) -> TtrpcResult<ExitCell> {
         let state = lock(&self.inner.state);
-        let task = state
-            .tasks
-            .get(id)
-            .ok_or_else(|| error::not_found(&format!("task {id}")))?;
+        let task = state.tasks.get(id).ok_or_else(|| error::no_task(id))?;
         if exec_id.is_empty() {
             return Ok(task.exit.clone());
         }
@@ -578,7 +572,7 @@ impl TaskApi for Service {
             let task = state
                 .tasks
                 .get_mut(&req.id)
-                .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+                .ok_or_else(|| error::no_task(&req.id))?;
             if task.started {
                 return Err(error::precondition(format!(
                     "task {} was already started",
@@ -624,7 +618,7 @@ impl TaskApi for Service {
         let task = state
             .tasks
             .get(&req.id)
-            .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+            .ok_or_else(|| error::no_task(&req.id))?;
         let (started, exited, stdio) = if req.exec_id.is_empty() {
             (task.started, *task.exit.borrow(), &task.stdio)
         } else {
@@ -706,7 +700,7 @@ impl TaskApi for Service {
             let task = state
                 .tasks
                 .get_mut(&req.id)
-                .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+                .ok_or_else(|| error::no_task(&req.id))?;
             if !req.exec_id.is_empty() {
                 let exec = task
                     .execs
@@ -781,7 +775,7 @@ impl TaskApi for Service {
             let task = state
                 .tasks
                 .get_mut(&req.id)
-                .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+                .ok_or_else(|| error::no_task(&req.id))?;
             if !matches!(task.kind, Kind::Container(_)) {
                 return Err(error::invalid(
                     "the pod sandbox runs no program to exec into",
@@ -830,7 +824,7 @@ impl TaskApi for Service {
             let task = state
                 .tasks
                 .get_mut(&req.id)
-                .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+                .ok_or_else(|| error::no_task(&req.id))?;
             let Some(exec) = task.execs.get(&req.exec_id) else {
                 return Err(error::not_found(&format!("exec {}", req.exec_id)));
             };
@@ -860,7 +854,7 @@ impl TaskApi for Service {
             let task = state
                 .tasks
                 .get(&req.id)
-                .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+                .ok_or_else(|| error::no_task(&req.id))?;
             if task.started && task.exit.borrow().is_none() {
                 return Err(error::precondition(format!(
                     "task {} is running: kill it first",
@@ -936,7 +930,7 @@ impl TaskApi for Service {
     ) -> TtrpcResult<api::PidsResponse> {
         let state = lock(&self.inner.state);
         if !state.tasks.contains_key(&req.id) {
-            return Err(error::not_found(&format!("task {}", req.id)));
+            return Err(error::no_task(&req.id));
         }
         // Every guest of the pod runs in this one process.
         Ok(api::PidsResponse {
@@ -958,7 +952,7 @@ impl TaskApi for Service {
             let task = state
                 .tasks
                 .get(&req.id)
-                .ok_or_else(|| error::not_found(&format!("task {}", req.id)))?;
+                .ok_or_else(|| error::no_task(&req.id))?;
             match &task.kind {
                 Kind::Container(c) => c.memory_usage(),
                 Kind::Sandbox => 0,

@@ -17,7 +17,7 @@ use wasipod::{
 };
 
 use crate::changes::{Changes, Selector};
-use crate::objects::{self, Objects};
+use crate::objects::{self, Objects, parse_patch};
 
 /// What every handler shares.
 pub struct Api {
@@ -874,16 +874,9 @@ async fn patch_pod(
             json!({}),
         );
     }
-    let patch: Value = match serde_json::from_slice(&body) {
+    let patch = match parse_patch(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("the patch is not JSON: {e}"),
-                json!({}),
-            );
-        }
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
     let current = pod_object(&api, &pod);
     let mut patched = current.clone();

@@ -164,6 +164,11 @@ fn fold_string_data(doc: &mut Value) {
     }
 }
 
+/// A patch body as JSON (the message says why not).
+pub fn parse_patch(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("the patch is not JSON: {e}"))
+}
+
 /// Applies a JSON merge patch (RFC 7386) to `target`: what a strategic
 /// merge patch amounts to for these kinds, whose fields are maps.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
@@ -195,16 +200,9 @@ pub async fn patch(
     name: String,
     body: axum::body::Bytes,
 ) -> Response {
-    let patch: Value = match serde_json::from_slice(&body) {
+    let patch = match parse_patch(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!("the patch is not JSON: {e}"),
-                json!({}),
-            );
-        }
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
     let key = (kind, ns, name.clone());
     let mut all = lock(&api.objects.all);
