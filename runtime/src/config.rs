@@ -82,6 +82,15 @@ pub struct RuntimeConfig {
     /// recorded there) instead of removing it with the pod, as the kubelet
     /// does. Volumes and `/run/wasipod` folders are removed either way.
     pub retain_deleted_pods: bool,
+    /// Pods outlive the runtime, as a kubelet's outlive a node restart:
+    /// each pod's record (`pod.json`, see [`store`](crate::store)) is saved
+    /// on every change; a runtime that stops ([`Runtime::stop`](crate::Runtime::stop))
+    /// or dies leaves its pods' folders with their records and logs (the
+    /// next runtime on the state folder removes only their volumes, roots
+    /// and `/run/wasipod` folders), for
+    /// [`Runtime::restore_pod`](crate::Runtime::restore_pod) to bring them
+    /// back. A deleted pod's folder goes as usual.
+    pub keep_records: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -105,6 +114,7 @@ impl Default for RuntimeConfig {
             max_open_files: 1024,
             max_open_files_total: None,
             retain_deleted_pods: false,
+            keep_records: false,
         }
     }
 }

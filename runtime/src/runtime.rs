@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -16,9 +17,11 @@ use crate::api::status::{
 };
 use crate::config::RuntimeConfig;
 use crate::engine::{CacheOrigin, CacheStats};
-use crate::error::RuntimeError;
+use crate::error::{ManifestError, RuntimeError};
 use crate::fanout::Fanout;
 use crate::kubelet::clock::human;
+use crate::kubelet::lifecycle::Lifecycle;
+use crate::kubelet::restore::{self, Restore};
 use crate::kubelet::status::{StatusWriter, object};
 use crate::kubelet::{PodShared, worker};
 use crate::log::{LogLine, LogOptions};
@@ -36,6 +39,8 @@ struct RuntimeInner {
     pods: Mutex<HashMap<Key, Pod>>,
     /// Changes of every pod, to [`Runtime::watch`].
     changes: Fanout<PodChange>,
+    /// Set by [`Runtime::stop`]: records keep what pods were before it.
+    records_frozen: AtomicBool,
 }
 
 impl Drop for RuntimeInner {
@@ -44,8 +49,11 @@ impl Drop for RuntimeInner {
         for pod in pods {
             pod.shared.transition(|l| l.delete(Duration::ZERO));
             pod.shared.sandbox.stop();
-            // A temporary state folder goes as a whole with the node.
-            if !self.node.is_temporary() {
+            // A temporary state folder goes as a whole with the node; kept
+            // records stay for the next runtime.
+            if self.node.config().keep_records {
+                pod.shared.sandbox.release();
+            } else if !self.node.is_temporary() {
                 pod.shared.sandbox.remove();
             }
         }
@@ -80,6 +88,7 @@ impl Runtime {
                 node: Node::new(&config)?,
                 pods: Mutex::new(HashMap::new()),
                 changes: Fanout::new(1024),
+                records_frozen: AtomicBool::new(false),
             }),
         })
     }
@@ -122,12 +131,65 @@ impl Runtime {
     /// Like [`Runtime::create_pod`] but does not start the pod: subscribe to
     /// its logs and events first, then call [`Pod::start`], and not a line
     /// of output is missed.
+    pub async fn prepare_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+        self.prepare(spec, Origin::New).await
+    }
+
+    /// Brings back a pod an earlier runtime on the same state folder
+    /// recorded ([`RuntimeConfig::keep_records`]; see [`store::list`](crate::store::list)),
+    /// as the kubelet does after a node restart. `spec` is the record's
+    /// pod (its uid, names and creation time), validated again by the
+    /// caller; its images are resolved here, only if it runs again.
+    ///
+    /// - A pod that was being deleted is removed with its folder: `None`.
+    /// - A finished pod comes back as it ended (status, logs); nothing runs.
+    /// - A pod that was running runs again in a new sandbox (a new pod IP):
+    ///   init containers first, each container's `restartCount` one more
+    ///   than recorded when it starts, the cut-short run shown as its
+    ///   `lastState` (exit code 255, reason `Unknown`) and its log kept as
+    ///   the previous one; under `restartPolicy: Never` it ends `Failed`
+    ///   instead (unless none of its containers had started yet).
+    ///
+    /// Events of the earlier runtime are not kept.
+    pub async fn restore_pod(
+        &self,
+        mut spec: PodSpec,
+        recorded: &PodObject,
+    ) -> Result<Option<Pod>, RuntimeError> {
+        let deleting = recorded.metadata.deletion_timestamp.is_some();
+        match restore::decide(&spec, recorded.status.clone(), deleting, status::now()) {
+            Restore::Remove => {
+                self.inner
+                    .node
+                    .discard_pod_folder(&spec.namespace, &spec.name, &spec.uid);
+                Ok(None)
+            }
+            Restore::Finished(status) => {
+                Ok(Some(self.prepare(spec, Origin::Finished(status)).await?))
+            }
+            Restore::Restart(status) => {
+                spec.resolve_images(&crate::spec::LocalFiles)
+                    .map_err(|errors| ManifestError::Invalid {
+                        source_name: spec.source.clone(),
+                        pod: spec.name.clone(),
+                        errors,
+                    })?;
+                let pod = self.prepare(spec, Origin::Restarted(status)).await?;
+                pod.start();
+                Ok(Some(pod))
+            }
+        }
+    }
+
+    /// Makes a pod, new or restored, without starting it.
     ///
     /// Steps: refuse a name in use and memory limits beyond the pool's
-    /// slots; load the images; run the sandbox (folder, pod IP, published
-    /// ports); the initial status; register the pod; `Published`,
-    /// `Scheduled` and `Pulled` events.
-    pub async fn prepare_pod(&self, spec: PodSpec) -> Result<Pod, RuntimeError> {
+    /// slots; load the images (none for a finished pod); run the sandbox
+    /// (folder, pod IP, published ports — none for a finished pod); the
+    /// status to start from; register the pod; its first events
+    /// (`Scheduled`, or `SandboxChanged` for a restored pod, then `Pulled`
+    /// and `Published`); its record.
+    async fn prepare(&self, spec: PodSpec, origin: Origin) -> Result<Pod, RuntimeError> {
         let scheduled = chrono::Utc::now();
         let key = (spec.namespace.clone(), spec.name.clone());
         if lock(&self.inner.pods).contains_key(&key) {
@@ -136,24 +198,47 @@ impl Runtime {
                 name: spec.name,
             });
         }
-        self.check_limits(&spec)?;
-        let wanted = spec
-            .init_containers
-            .iter()
-            .chain(&spec.containers)
-            .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
-            .collect();
-        let loaded = self.inner.node.load_images(wanted).await?;
-        let sandbox = PodSandbox::run(&self.inner.node, SandboxConfig::from(&spec))?;
+        let finished = matches!(origin, Origin::Finished(_));
+        let loaded = if finished {
+            Vec::new()
+        } else {
+            self.check_limits(&spec)?;
+            let wanted = spec
+                .init_containers
+                .iter()
+                .chain(&spec.containers)
+                .map(|c| (c.image_path.clone(), format!("{}.image", c.field)))
+                .collect();
+            self.inner.node.load_images(wanted).await?
+        };
+        let mut sandbox_config = SandboxConfig::from(&spec);
+        if finished {
+            sandbox_config.publish.clear();
+        }
+        let sandbox = PodSandbox::run(&self.inner.node, sandbox_config)?;
         let now = status::now();
-        let initial = initial_status(&spec, &sandbox, now);
         let mut wire = spec.wire.clone();
-        wire.metadata.creation_timestamp =
-            Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let (initial, restored) = match origin {
+            Origin::New => (initial_status(&spec, &sandbox, now), false),
+            Origin::Restarted(mut s) => {
+                let ip = sandbox.ip().to_string();
+                s.pod_ip = Some(ip.clone());
+                s.pod_ips = vec![status::PodIp { ip }];
+                (s, true)
+            }
+            Origin::Finished(s) => (s, true),
+        };
+        if !restored || wire.metadata.creation_timestamp.is_none() {
+            wire.metadata.creation_timestamp =
+                Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
         let images = loaded.iter().map(|l| l.image.clone()).collect();
         let status = StatusWriter::new(spec.restart_policy, initial);
         let config = self.inner.node.config().clone();
         let shared = Arc::new(PodShared::new(spec, images, config, sandbox, status));
+        if finished {
+            shared.transition(|_| Lifecycle::Terminated { deleted: false });
+        }
         let pod = Pod {
             shared: shared.clone(),
             wire: Arc::new(wire),
@@ -175,67 +260,10 @@ impl Runtime {
                 .changes
                 .send(PodChange::Added(Box::new(pod.to_object())));
         }
-
-        // Events at the times things happened: scheduled when asked for,
-        // each image pulled (loaded or compiled, in parallel) after it.
-        let mut events = vec![(
-            scheduled,
-            EventReason::Scheduled,
-            "pod".to_string(),
-            format!(
-                "Successfully assigned {}/{} to wasipod",
-                shared.spec.namespace, shared.spec.name
-            ),
-        )];
-        let containers = shared
-            .spec
-            .init_containers
-            .iter()
-            .chain(&shared.spec.containers);
-        for (c, l) in containers.zip(&loaded) {
-            let image_ref = &c.image;
-            if l.origin != CacheOrigin::Memory {
-                events.push((
-                    l.started_at,
-                    EventReason::Pulling,
-                    object(c),
-                    format!("Pulling image {image_ref:?}"),
-                ));
-            }
-            let message = match l.origin {
-                CacheOrigin::Memory => {
-                    format!("Container image {image_ref:?} already present on machine")
-                }
-                CacheOrigin::Disk => format!(
-                    "Container image {image_ref:?} ({}) loaded from the compile cache in {}",
-                    l.image.digest(),
-                    human(l.took)
-                ),
-                CacheOrigin::Compiled => format!(
-                    "Compiled container image {image_ref:?} ({}) in {}",
-                    l.image.digest(),
-                    human(l.took)
-                ),
-            };
-            events.push((l.finished_at, EventReason::Pulled, object(c), message));
+        if !finished {
+            first_events(&shared, scheduled, restored, &loaded);
         }
-        for p in shared.sandbox.published() {
-            events.push((
-                status::now(),
-                EventReason::Published,
-                "pod".to_string(),
-                format!(
-                    "Forwarding host {} to port {} of the pod ({})",
-                    p.address, p.mapping.container_port, p.mapping.source
-                ),
-            ));
-        }
-        events.sort_by_key(|(time, ..)| *time);
-        for (time, reason, object, message) in events {
-            shared
-                .status
-                .event_at(time, EventType::Normal, reason, &object, message);
-        }
+        pod.save_record();
         Ok(pod)
     }
 
@@ -303,10 +331,125 @@ impl Runtime {
     }
 
     /// Deletes every pod (grace as given) and waits until all have stopped.
+    /// Pods terminate together: the longest grace period bounds the wait.
     pub async fn shutdown(&self, grace: Option<Duration>) {
+        let mut all = tokio::task::JoinSet::new();
         for pod in self.list(None) {
-            pod.delete(grace).await;
+            all.spawn(async move { pod.delete(grace).await });
         }
+        while all.join_next().await.is_some() {}
+    }
+
+    /// Stops every pod and keeps it for a later runtime, as a node going
+    /// down does ([`RuntimeConfig::keep_records`]; the daemon's graceful
+    /// stop): [`Runtime::restore_pod`] brings each back.
+    ///
+    /// Steps: freeze the records (they keep each pod as it was before the
+    /// stop, so that a running pod runs again); give every pod its
+    /// termination sequence together (grace as given, `None`: each pod's
+    /// own); then take away each pod's volatile parts, keeping its folder
+    /// with the record and logs.
+    pub async fn stop(&self, grace: Option<Duration>) {
+        self.inner.records_frozen.store(true, Ordering::SeqCst);
+        let mut all = tokio::task::JoinSet::new();
+        for pod in self.list(None) {
+            all.spawn(async move {
+                let grace = grace.unwrap_or(pod.shared.spec.termination_grace_period);
+                pod.shared.transition(|l| l.delete(grace));
+                pod.shared.terminated().await;
+                if pod.shared.config.keep_records {
+                    pod.shared.sandbox.release();
+                } else {
+                    pod.shared.sandbox.remove();
+                }
+            });
+        }
+        while all.join_next().await.is_some() {}
+    }
+}
+
+/// What a pod is made from.
+enum Origin {
+    /// A new pod.
+    New,
+    /// A recorded pod that runs again, from this status.
+    Restarted(PodStatus),
+    /// A recorded pod that had finished, with its final status.
+    Finished(PodStatus),
+}
+
+/// A pod's first events, at the times things happened: scheduled when
+/// asked for (or, for a restored pod, its sandbox changed), each image
+/// pulled (loaded or compiled, in parallel) after it, its published ports.
+fn first_events(
+    shared: &PodShared,
+    scheduled: status::Time,
+    restored: bool,
+    loaded: &[crate::sandbox::LoadedImage],
+) {
+    let first = if restored {
+        (
+            EventReason::SandboxChanged,
+            "Pod sandbox changed, it will be killed and re-created.".to_string(),
+        )
+    } else {
+        (
+            EventReason::Scheduled,
+            format!(
+                "Successfully assigned {}/{} to wasipod",
+                shared.spec.namespace, shared.spec.name
+            ),
+        )
+    };
+    let mut events = vec![(scheduled, first.0, "pod".to_string(), first.1)];
+    let containers = shared
+        .spec
+        .init_containers
+        .iter()
+        .chain(&shared.spec.containers);
+    for (c, l) in containers.zip(loaded) {
+        let image_ref = &c.image;
+        if l.origin != CacheOrigin::Memory {
+            events.push((
+                l.started_at,
+                EventReason::Pulling,
+                object(c),
+                format!("Pulling image {image_ref:?}"),
+            ));
+        }
+        let message = match l.origin {
+            CacheOrigin::Memory => {
+                format!("Container image {image_ref:?} already present on machine")
+            }
+            CacheOrigin::Disk => format!(
+                "Container image {image_ref:?} ({}) loaded from the compile cache in {}",
+                l.image.digest(),
+                human(l.took)
+            ),
+            CacheOrigin::Compiled => format!(
+                "Compiled container image {image_ref:?} ({}) in {}",
+                l.image.digest(),
+                human(l.took)
+            ),
+        };
+        events.push((l.finished_at, EventReason::Pulled, object(c), message));
+    }
+    for p in shared.sandbox.published() {
+        events.push((
+            status::now(),
+            EventReason::Published,
+            "pod".to_string(),
+            format!(
+                "Forwarding host {} to port {} of the pod ({})",
+                p.address, p.mapping.container_port, p.mapping.source
+            ),
+        ));
+    }
+    events.sort_by_key(|(time, ..)| *time);
+    for (time, reason, object, message) in events {
+        shared
+            .status
+            .event_at(time, EventType::Normal, reason, &object, message);
     }
 }
 
@@ -456,13 +599,31 @@ impl Pod {
         std::future::pending().await
     }
 
-    /// Tells the runtime's watchers the pod's status changed.
+    /// Tells the runtime's watchers the pod changed, and saves its record.
     fn send_modified(&self) {
+        self.save_record();
         if let Some(rt) = self.runtime.upgrade()
             && rt.changes.has_subscribers()
         {
             rt.changes
                 .send(PodChange::Modified(Box::new(self.to_object())));
+        }
+    }
+
+    /// Saves the pod's record ([`RuntimeConfig::keep_records`]), unless
+    /// its runtime is stopping. A failure is logged: the pod runs on.
+    fn save_record(&self) {
+        let Some(rt) = self.runtime.upgrade() else {
+            return;
+        };
+        if !rt.node.config().keep_records || rt.records_frozen.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = crate::store::save(self.dir(), &self.to_object()) {
+            // A deleted pod's folder may be gone already.
+            if self.dir().exists() {
+                tracing::warn!(pod = %self.name(), error = %e, "could not save the pod's record");
+            }
         }
     }
 

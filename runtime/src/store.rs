@@ -9,11 +9,13 @@
 
 use std::path::Path;
 
+use crate::api::manifest::ManifestFile;
 use crate::api::status::PodPhase;
-use crate::error::RuntimeError;
+use crate::error::{ManifestError, RuntimeError};
 use crate::log::LogOptions;
 use crate::runtime::PodObject;
 use crate::sandbox::layout::{self, PodLayout};
+use crate::spec::PodSpec;
 
 /// Writes a pod's record (a temporary file renamed over the old one, so
 /// that a reader never sees half a record).
@@ -116,6 +118,26 @@ impl Record {
         };
         let path = self.layout.log(&c.name, run);
         crate::log::read(&path, options, true).map_err(|e| RuntimeError::Io { path, source: e })
+    }
+
+    /// The recorded pod as a spec for [`Runtime::restore_pod`]: its
+    /// metadata (uid, names, creation time) and spec, validated again.
+    /// `documents` are more manifests its references resolve against (the
+    /// ConfigMaps and Secrets of its namespace; may be empty); relative
+    /// image paths resolve against `base_dir`. Images are not looked up
+    /// here: a finished pod needs none.
+    ///
+    /// [`Runtime::restore_pod`]: crate::Runtime::restore_pod
+    pub fn pod_spec(&self, documents: &str, base_dir: &Path) -> Result<PodSpec, ManifestError> {
+        let pod = serde_json::json!({
+            "apiVersion": self.object.api_version,
+            "kind": self.object.kind,
+            "metadata": self.object.metadata,
+            "spec": self.object.spec,
+        });
+        let text = format!("{pod}\n---\n{documents}");
+        let source = self.layout.record().display().to_string();
+        PodSpec::try_from(ManifestFile::from_yaml(&text, base_dir, &source)?)
     }
 
     /// Removes the pod's folder. A running pod is refused.

@@ -13,6 +13,7 @@ mod lifecycle;
 mod manifest;
 mod network;
 mod probes;
+mod restore;
 mod sandbox;
 mod security;
 mod supervisor;

@@ -721,6 +721,8 @@ impl WaitingReason {
 pub enum EventReason {
     /// The pod was given to this node.
     Scheduled,
+    /// The pod's sandbox was made again (after a restart of the node).
+    SandboxChanged,
     /// A host port forwards to the pod (wasipod's own).
     Published,
     /// An image is being loaded or compiled.
@@ -762,6 +764,7 @@ impl EventReason {
     pub fn as_str(self) -> &'static str {
         match self {
             EventReason::Scheduled => "Scheduled",
+            EventReason::SandboxChanged => "SandboxChanged",
             EventReason::Published => "Published",
             EventReason::Pulling => "Pulling",
             EventReason::Pulled => "Pulled",

@@ -12,6 +12,7 @@
 //! | `terminate.rs` | preStop → SIGTERM → grace → SIGKILL; sidecars last, in reverse order |
 //! | `probe.rs` | probe workers (they report; the pod worker acts) and hook actions |
 //! | `eviction.rs` | ephemeral storage measured; a pod past a limit evicted |
+//! | `restore.rs` | a recorded pod after a restart: run again, finished, or removed |
 //! | `status.rs` | the only writer of status and events |
 //! | `clock.rs` | Kubernetes durations in the runtime's time |
 
@@ -20,6 +21,7 @@ pub(crate) mod eviction;
 pub(crate) mod lifecycle;
 pub(crate) mod probe;
 pub(crate) mod restart;
+pub(crate) mod restore;
 pub(crate) mod status;
 pub(crate) mod terminate;
 pub(crate) mod worker;

@@ -233,6 +233,17 @@ async fn sync(pod: &Arc<PodShared>, tasks: &mut Tasks) -> Outcome {
         }
     }
     for index in 0..pod.spec.containers.len() {
+        // A container that finished for good before the pod was restored
+        // (it succeeded under `OnFailure`) is not run again.
+        let name = &pod.spec.containers[index].name;
+        if pod
+            .status
+            .get()
+            .container(name)
+            .is_some_and(|cs| cs.state.terminated().is_some())
+        {
+            continue;
+        }
         let pod = pod.clone();
         tasks.main.spawn(async move {
             run_with_restarts(&pod, &pod.spec.containers[index]).await;

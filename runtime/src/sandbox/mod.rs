@@ -136,7 +136,10 @@ impl Node {
             FileBudget::new(config.max_open_files, config.max_open_files_total),
         )?);
         let network = Network::new(&config.pod_cidr, config.net_limits)?;
-        let owner = state::Owner::acquire(&state_dir, config.retain_deleted_pods)?;
+        let owner = state::Owner::acquire(
+            &state_dir,
+            config.retain_deleted_pods || config.keep_records,
+        )?;
         let (data_dir, data_temp) = match (&config.data_dir, &temp) {
             (Some(d), _) => (d.clone(), None),
             (None, None) => (state_dir.clone(), None),
@@ -201,6 +204,28 @@ impl Node {
     /// The trash of the data folder (on its file system).
     pub(crate) fn data_trash(&self) -> PathBuf {
         self.data_owner.as_ref().unwrap_or(&self.owner).trash()
+    }
+
+    /// Removes the folder of pod `namespace/name` with `uid` (and its
+    /// folder in a separate data folder), in the background: what is left
+    /// of a recorded pod whose deletion a restart interrupted. Names that
+    /// are not a DNS label, a DNS subdomain and a UUID are ignored.
+    pub fn discard_pod_folder(&self, namespace: &str, name: &str, uid: &str) {
+        if !crate::spec::is_dns_label(namespace)
+            || !crate::spec::is_dns_subdomain(name)
+            || !crate::spec::is_uuid(uid)
+        {
+            return;
+        }
+        let layout = PodLayout::new(&self.state_dir, namespace, name, uid)
+            .with_data(&self.data_dir, self.config.roots_on_disk);
+        let mut aside: Vec<PathBuf> = state::move_aside(layout.dir(), &self.owner.trash())
+            .into_iter()
+            .collect();
+        if layout.data() != layout.dir() {
+            aside.extend(state::move_aside(layout.data(), &self.data_trash()));
+        }
+        state::remove_in_background(aside);
     }
 
     /// The trash on the file system of this pod's containers' roots.
@@ -619,6 +644,21 @@ impl PodSandbox {
     /// IP is free once the last clone of the sandbox and of its containers
     /// is dropped.
     pub fn remove(&self) {
+        self.release();
+        let trash = self.inner.node.owner.trash();
+        if !self.inner.node.config.retain_deleted_pods
+            && let Some(aside) = state::move_aside(self.inner.layout.dir(), &trash)
+        {
+            state::remove_in_background(vec![aside]);
+        }
+    }
+
+    /// Stops the sandbox and takes away its volatile parts (volumes,
+    /// containers' roots and runtime folders, its folder in a separate data
+    /// folder), keeping its folder with the logs and the record: what a
+    /// runtime that stops leaves of a pod it will bring back
+    /// ([`RuntimeConfig::keep_records`]).
+    pub fn release(&self) {
         self.stop();
         let trash = self.inner.node.owner.trash();
         let data_trash = self.inner.node.data_trash();
@@ -638,10 +678,5 @@ impl PodSandbox {
             aside.extend(state::move_aside(data, &data_trash));
         }
         state::remove_in_background(aside);
-        if !self.inner.node.config.retain_deleted_pods
-            && let Some(aside) = state::move_aside(self.inner.layout.dir(), &trash)
-        {
-            state::remove_in_background(vec![aside]);
-        }
     }
 }
