@@ -804,6 +804,14 @@ impl Pod {
         self.send_modified();
     }
 
+    /// `metadata.annotations` as they are now.
+    pub fn annotations(&self) -> std::collections::BTreeMap<String, String> {
+        match &*lock(&self.shared.labels_annotations) {
+            Some((_, annotations)) => annotations.clone(),
+            None => self.wire.metadata.annotations.clone(),
+        }
+    }
+
     /// The whole `v1 Pod` document (metadata, spec with defaults, status).
     pub fn to_object(&self) -> PodObject {
         PodObject {

@@ -36,6 +36,8 @@ pub struct Api {
     /// Static pods' mirror objects: the uid each shows, by (namespace,
     /// name) (see [`crate::static_pods`]).
     pub mirrors: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    /// Where namespaces, ConfigMaps and Secrets are stored.
+    pub disk: crate::persist::Disk,
     /// Static pod files that failed, with the hash of the content that did
     /// (each failure is said once).
     pub static_errors: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
@@ -288,7 +290,7 @@ fn namespace_object(name: &str) -> Value {
     })
 }
 
-/// A uid that stays the same for a name (namespaces are not stored).
+/// A uid that stays the same for a name.
 fn stable_uid(name: &str) -> String {
     use std::hash::{Hash, Hasher};
     let mut parts = [0u64; 2];
@@ -360,7 +362,9 @@ async fn create_namespace(
             json!({"name": name, "kind": "namespaces"}),
         );
     }
-    (StatusCode::CREATED, axum::Json(namespace_object(&name))).into_response()
+    let object = namespace_object(&name);
+    api.disk.save("namespaces", "", &name, &object);
+    (StatusCode::CREATED, axum::Json(object)).into_response()
 }
 
 /// `kubectl delete namespace NAME`: its pods get their termination
@@ -377,7 +381,8 @@ async fn delete_namespace(State(api): State<Shared>, Path(ns): Path<String>) -> 
     if !crate::sync_lock(&api.namespaces).remove(&ns) {
         return not_found("namespaces", &ns);
     }
-    api.objects.remove_namespace(&ns);
+    api.disk.remove("namespaces", "", &ns);
+    api.objects.remove_namespace(&api.disk, &ns);
     let pods = api.runtime.list(Some(&ns));
     let mut object = namespace_object(&ns);
     object["status"]["phase"] = Value::String("Terminating".into());

@@ -34,6 +34,10 @@ pub struct Expired;
 /// The changes of every served object.
 pub struct Changes {
     rv: AtomicU64,
+    /// The version this process started at: a watch from an older one (a
+    /// version an earlier run of the daemon gave) is `Expired`, so that
+    /// the client lists again.
+    first: u64,
     history: Mutex<VecDeque<Change>>,
     /// The version of each object's last change, by (resource, namespace,
     /// name).
@@ -44,9 +48,15 @@ pub struct Changes {
 use crate::sync_lock as lock;
 
 impl Default for Changes {
+    /// Versions start at the time in microseconds: above any version an
+    /// earlier run of the daemon gave.
     fn default() -> Self {
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
         Self {
-            rv: AtomicU64::new(1),
+            rv: AtomicU64::new(first),
+            first,
             history: Mutex::new(VecDeque::new()),
             versions: Mutex::new(HashMap::new()),
             live: broadcast::channel(HISTORY).0,
@@ -114,10 +124,10 @@ impl Changes {
     ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), Expired> {
         let history = lock(&self.history);
         let live = self.live.subscribe();
-        if let Some(oldest) = history.front()
-            && oldest.rv > rv + 1
-            && history.len() >= HISTORY
-        {
+        let forgotten = history
+            .front()
+            .is_some_and(|oldest| oldest.rv > rv + 1 && history.len() >= HISTORY);
+        if forgotten || rv < self.first {
             return Err(Expired);
         }
         let backlog = history.iter().filter(|c| c.rv > rv).cloned().collect();

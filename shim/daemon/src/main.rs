@@ -24,14 +24,18 @@
 //! | `api` | discovery, namespaces, pods, events in the API server's shapes |
 //! | `changes` | resource versions, the watch history, label and field selectors |
 //! | `objects` | ConfigMaps and Secrets |
+//! | `persist` | namespaces, ConfigMaps and Secrets on disk |
+//! | `restore` | after a restart: the stored objects and recorded pods back |
 //! | `static_pods` | `--manifests`: static pods and their mirror pods |
 //! | `protobuf` | the protobuf bodies of kubectl's typed calls (`create namespace`) |
 
 mod api;
 mod changes;
 mod objects;
+mod persist;
 mod pki;
 mod protobuf;
+mod restore;
 mod server;
 mod static_pods;
 
@@ -129,6 +133,8 @@ async fn main() -> anyhow::Result<()> {
     {
         config = config.cache_dir(cache);
     }
+    // Pods outlive the daemon, as a kubelet's outlive a node restart.
+    config.keep_records = true;
     let runtime = wasipod::Runtime::new(config)?;
     let api = Arc::new(api::Api {
         runtime: runtime.clone(),
@@ -143,9 +149,11 @@ async fn main() -> anyhow::Result<()> {
                 .collect(),
         ),
         mirrors: Default::default(),
+        disk: persist::Disk::open(&dir.join("objects"))?,
         static_errors: Default::default(),
     });
     api::follow_pods(&api);
+    restore::run(&api, args.manifests.as_deref()).await;
     let token: Arc<str> = credentials.token.clone().into();
     let app = api::router(api.clone()).layer(axum::middleware::from_fn(move |req, next| {
         server::authenticate(token.clone(), req, next)
@@ -163,10 +171,10 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     shutdown_signal().await;
-    println!("wasipodd: stopping: every pod gets its termination sequence");
+    println!("wasipodd: stopping: every pod gets its termination sequence (records kept)");
     stop.cancel();
     let _ = serving.await;
-    runtime.shutdown(None).await;
+    runtime.stop(None).await;
     Ok(())
 }
 

@@ -60,9 +60,29 @@ impl Objects {
             .collect()
     }
 
-    /// Removes every object of a namespace.
-    pub fn remove_namespace(&self, namespace: &str) {
-        lock(&self.all).retain(|(_, ns, _), _| ns != namespace);
+    /// Removes every object of a namespace (from `disk` too).
+    pub fn remove_namespace(&self, disk: &crate::persist::Disk, namespace: &str) {
+        lock(&self.all).retain(|(kind, ns, name), _| {
+            let keep = ns != namespace;
+            if !keep {
+                disk.remove(kind.resource(), ns, name);
+            }
+            keep
+        });
+    }
+
+    /// Takes back the objects stored on `disk` (at start).
+    pub fn load(&self, disk: &crate::persist::Disk) {
+        let mut all = lock(&self.all);
+        for kind in [Kind::ConfigMap, Kind::Secret] {
+            for v in disk.load(kind.resource()) {
+                let meta = &v["metadata"];
+                if let (Some(ns), Some(name)) = (meta["namespace"].as_str(), meta["name"].as_str())
+                {
+                    all.insert((kind, ns.to_string(), name.to_string()), v.clone());
+                }
+            }
+        }
     }
 }
 
@@ -225,6 +245,7 @@ pub async fn patch(
         .changes
         .record(kind.resource(), "MODIFIED", patched.clone());
     patched["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    api.disk.save(kind.resource(), &key.1, &key.2, &patched);
     all.insert(key, patched.clone());
     axum::Json(patched).into_response()
 }
@@ -267,6 +288,7 @@ pub async fn create(
     let rv = api.changes.record(kind.resource(), "ADDED", doc.clone());
     let mut stored = doc;
     stored["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    api.disk.save(kind.resource(), &key.1, &key.2, &stored);
     all.insert(key, stored.clone());
     (StatusCode::CREATED, axum::Json(stored)).into_response()
 }
@@ -293,9 +315,10 @@ pub async fn get(
 
 /// `DELETE .../{name}`: the object as it was.
 pub async fn delete(api: Shared, kind: Kind, ns: String, name: String) -> Response {
-    let removed = lock(&api.objects.all).remove(&(kind, ns, name.clone()));
+    let removed = lock(&api.objects.all).remove(&(kind, ns.clone(), name.clone()));
     match removed {
         Some(v) => {
+            api.disk.remove(kind.resource(), &ns, &name);
             api.changes.record(kind.resource(), "DELETED", v.clone());
             axum::Json(v).into_response()
         }

@@ -5,6 +5,11 @@
 //! `config.source: file`, `config.hash`). Deleting a mirror pod through the
 //! API does not stop the pod: the mirror is made again with a new uid, as
 //! the kubelet does.
+//!
+//! A static pod's uid is a hash of its file and the node's name, as the
+//! kubelet's: after a restart of the daemon, the pod it restored from its
+//! record is the file's pod again (adopted, not made anew) as long as the
+//! file did not change; a static pod whose file is gone or changed goes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +25,13 @@ use crate::api::Api;
 
 /// The annotation that marks a mirror pod.
 pub const MIRROR: &str = "kubernetes.io/config.mirror";
+/// The annotation naming where a pod came from (`file` for static pods).
+const SOURCE: &str = "kubernetes.io/config.source";
+
+/// Whether a pod with these annotations is a static pod.
+pub fn is_static(annotations: &std::collections::BTreeMap<String, String>) -> bool {
+    annotations.get(SOURCE).is_some_and(|s| s == "file")
+}
 
 /// One running static pod: its file's hash and its pod.
 struct Running {
@@ -75,8 +87,30 @@ async fn sync(api: &Arc<Api>, dir: &Path, running: &mut HashMap<PathBuf, Running
             pod.delete(None).await;
         }
     }
+    let wanted: Vec<(String, String, String)> = files
+        .values()
+        .filter_map(|(hash, text)| identity(api, hash, text).ok())
+        .collect();
+    remove_orphans(api, running, &wanted).await;
     for (path, (hash, text)) in files {
         if running.contains_key(&path) {
+            continue;
+        }
+        // The first pass after a restart: what the restore brought back
+        // of this file's pod is adopted when the file is the same.
+        if let Ok((namespace, name, uid)) = identity(api, &hash, &text)
+            && let Some(pod) = api.runtime.get(&namespace, &name)
+            && pod.uid() == uid
+        {
+            crate::sync_lock(&api.mirrors).insert((namespace.clone(), name.clone()), uid.clone());
+            running.insert(
+                path,
+                Running {
+                    hash,
+                    namespace,
+                    name,
+                },
+            );
             continue;
         }
         match start(api, &path, &hash, &text).await {
@@ -103,14 +137,44 @@ async fn sync(api: &Arc<Api>, dir: &Path, running: &mut HashMap<PathBuf, Running
     }
 }
 
-/// Starts a manifest's pod as a static pod: its name suffixed with the
-/// node's, the mirror annotations added.
-async fn start(
+/// Static pods no file stands for any more (restored from records whose
+/// file changed or went while the daemon was down): deleted. `wanted` are
+/// the namespace, name and uid of each file's pod.
+async fn remove_orphans(
     api: &Arc<Api>,
-    path: &Path,
-    hash: &str,
-    text: &str,
-) -> Result<(String, String), String> {
+    running: &HashMap<PathBuf, Running>,
+    wanted: &[(String, String, String)],
+) {
+    for pod in api.runtime.list(None) {
+        let known = running
+            .values()
+            .any(|r| r.namespace == pod.namespace() && r.name == pod.name())
+            || wanted.iter().any(|(ns, name, uid)| {
+                ns == pod.namespace() && name == pod.name() && uid == pod.uid()
+            });
+        if !known && is_static(&pod.annotations()) {
+            crate::sync_lock(&api.mirrors)
+                .remove(&(pod.namespace().to_string(), pod.name().to_string()));
+            pod.delete(None).await;
+        }
+    }
+}
+
+/// The namespace, name and uid a manifest's static pod has.
+fn identity(api: &Api, hash: &str, text: &str) -> Result<(String, String, String), String> {
+    let docs = static_documents(api, hash, text)?;
+    let pod = docs
+        .iter()
+        .find(|d| d["kind"] == "Pod")
+        .ok_or("no Pod in the file")?;
+    let field = |f: &str| pod["metadata"][f].as_str().unwrap_or("default").to_string();
+    Ok((field("namespace"), field("name"), field("uid")))
+}
+
+/// A manifest's documents with its pod made static: its name suffixed with
+/// the node's, its uid the hash of the file and the node's name, the
+/// mirror annotations added.
+fn static_documents(api: &Api, hash: &str, text: &str) -> Result<Vec<Value>, String> {
     let mut docs: Vec<Value> = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
         let v = <Value as serde::Deserialize>::deserialize(doc).map_err(|e| e.to_string())?;
@@ -126,11 +190,18 @@ async fn start(
         .as_str()
         .ok_or("metadata.name is missing")?;
     let name = format!("{name}-{}", api.node);
+    let digest = Sha256::digest(format!("{}\n{text}", api.node).as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let uid = uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string();
     let meta = pod
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
         .ok_or("metadata is not a map")?;
-    meta.insert("name".into(), Value::String(name.clone()));
+    meta.insert("name".into(), Value::String(name));
+    meta.insert("uid".into(), Value::String(uid));
     let annotations = meta
         .entry("annotations")
         .or_insert_with(|| Value::Object(Default::default()));
@@ -140,11 +211,19 @@ async fn start(
             "kubernetes.io/config.hash".into(),
             Value::String(hash.into()),
         );
-        a.insert(
-            "kubernetes.io/config.source".into(),
-            Value::String("file".into()),
-        );
+        a.insert(SOURCE.into(), Value::String("file".into()));
     }
+    Ok(docs)
+}
+
+/// Starts a manifest's pod as a static pod ([`static_documents`]).
+async fn start(
+    api: &Arc<Api>,
+    path: &Path,
+    hash: &str,
+    text: &str,
+) -> Result<(String, String), String> {
+    let docs = static_documents(api, hash, text)?;
     let text: String = docs.iter().map(|d| format!("---\n{d}\n")).collect();
     let base = path.parent().unwrap_or(Path::new("."));
     let spec = PodSpec::from_yaml(&text, base).map_err(|e| e.to_string())?;
@@ -154,6 +233,7 @@ async fn start(
         .create_pod(spec)
         .await
         .map_err(|e| e.to_string())?;
+    let name = pod.name().to_string();
     crate::sync_lock(&api.mirrors).insert((namespace.clone(), name.clone()), pod.uid().to_string());
     Ok((namespace, name))
 }

@@ -13,6 +13,8 @@ struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
+    /// `wasipodd`'s arguments, for a restart.
+    args: Vec<String>,
 }
 
 impl Daemon {
@@ -37,32 +39,78 @@ impl Daemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_wasipodd"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--state-dir")
-            .arg(dir.path().join("daemon"))
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .args(["--node-name", "test-node"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting wasipodd");
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--state-dir".into(),
+            dir.path().join("daemon").display().to_string(),
+            "--cache-dir".into(),
+            dir.path().join("cache").display().to_string(),
+            "--node-name".into(),
+            "test-node".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let child = Self::spawn(dir.path(), &args);
         let d = Daemon {
             child,
             kubeconfig: dir.path().join("daemon/kubeconfig"),
             dir,
+            args,
         };
+        d.wait_ready();
+        d
+    }
+
+    /// Starts `wasipodd`, its output appended to `daemon.log` in `dir`.
+    fn spawn(dir: &Path, args: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_wasipodd"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting wasipodd")
+    }
+
+    fn wait_ready(&self) {
         let started = Instant::now();
         loop {
-            if d.kubeconfig.exists() && d.kubectl(&["version", "-o", "json"]).status.success() {
-                return d;
+            if self.kubeconfig.exists() && self.kubectl(&["version", "-o", "json"]).status.success()
+            {
+                return;
             }
             assert!(started.elapsed() < PATIENCE, "wasipodd never answered");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Stops the daemon with `signal` (SIGTERM: its graceful stop; SIGKILL:
+    /// a crash), then starts it again on the same folder and port.
+    fn restart(&mut self, signal: i32) {
+        self.stop(signal);
+        self.child = Self::spawn(self.dir.path(), &self.args);
+        self.wait_ready();
+    }
+
+    fn stop(&mut self, signal: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let started = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) && started.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What the daemon printed.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
@@ -95,14 +143,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child: SIGTERM, its graceful stop.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let started = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) && started.elapsed() < PATIENCE {
-            std::thread::sleep(Duration::from_millis(20));
+        self.stop(libc::SIGTERM);
+        if std::thread::panicking() {
+            eprintln!("---- wasipodd ----\n{}", self.log());
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -698,4 +742,170 @@ fn manifests_in_a_folder_run_as_static_pods_with_mirror_pods() {
         d.ok(&["get", "pods", "-o", "name"]).trim(),
         "pod/api-test-node"
     );
+}
+
+#[test]
+fn a_restarted_daemon_brings_back_its_pods_objects_and_static_pods() {
+    let folder = tempfile::tempdir().unwrap();
+    let static_pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: app\n    image: {}\n    args: [sh, \"handle-sigterm; echo {name} up; wait-sigterm 0 0\"]\n",
+            image("toolbox-p1.wasm")
+        )
+    };
+    std::fs::write(folder.path().join("web.yaml"), static_pod("web")).unwrap();
+    std::fs::write(folder.path().join("gone.yaml"), static_pod("gone")).unwrap();
+    let dir = folder.path().to_str().unwrap();
+    let mut d = Daemon::start_with(&["--manifests", dir, "--manifests-interval-ms", "20"]);
+    d.ok(&["create", "namespace", "team"]);
+    let file = d.write(
+        "team.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: team}}\ndata: {{greeting: hello from the config}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: token, namespace: team}}\nstringData: {{value: s3cret}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: server, namespace: team}}\nspec:\n  volumes: [{{name: cfg, configMap: {{name: settings}}}}]\n  containers:\n  - name: app\n    image: {img}\n    env: [{{name: TOKEN, valueFrom: {{secretKeyRef: {{name: token, key: value}}}}}}]\n    volumeMounts: [{{name: cfg, mountPath: /cfg}}]\n    args: [sh, \"handle-sigterm; cat /cfg/greeting; env TOKEN; wait-sigterm 0 0\"]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: job, namespace: team}}\nspec:\n  restartPolicy: Never\n  containers:\n  - {{name: work, image: {img}, args: [echo, job done]}}\n",
+            img = image("toolbox-p2.wasm")
+        ),
+    );
+    d.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let field = |d: &Daemon, pod: &str, path: &str| {
+        let out = d.kubectl(&[
+            "get",
+            "pod",
+            pod,
+            "-n",
+            "team",
+            "-o",
+            &format!("jsonpath={path}"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    eventually("the server's output", || {
+        d.ok(&["logs", "server", "-n", "team"])
+            .contains("hello from the config")
+    });
+    eventually("the job to succeed", || {
+        field(&d, "job", "{.status.phase}") == "Succeeded"
+    });
+    eventually("the static pods to run", || {
+        d.ok(&["get", "pods", "-o", "name"]).lines().count() == 2
+    });
+    let uid = field(&d, "server", "{.metadata.uid}");
+    let static_uid = d.ok(&[
+        "get",
+        "pod",
+        "web-test-node",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+
+    // A graceful stop: every pod gets its termination sequence (the guest
+    // sees SIGTERM), and the records stay. A static pod's file removed
+    // meanwhile takes its pod with it.
+    std::fs::remove_file(folder.path().join("gone.yaml")).unwrap();
+    d.stop(libc::SIGTERM);
+    std::fs::write(folder.path().join("gone.yaml"), "").unwrap();
+    std::fs::remove_file(folder.path().join("gone.yaml")).unwrap();
+    d.restart(libc::SIGTERM);
+
+    let restarted = |d: &Daemon, count: &str| {
+        field(d, "server", "{.status.containerStatuses[0].restartCount}") == count
+            && field(d, "server", "{.status.phase}") == "Running"
+    };
+    eventually_with(
+        || {
+            format!(
+                "restartCount 1: {}",
+                d.ok(&["get", "pods", "-A", "-o", "wide"])
+            )
+        },
+        || restarted(&d, "1"),
+    );
+    assert_eq!(field(&d, "server", "{.metadata.uid}"), uid);
+    assert_eq!(
+        field(
+            &d,
+            "server",
+            "{.status.containerStatuses[0].lastState.terminated.reason}"
+        ),
+        "Unknown"
+    );
+    let previous = d.ok(&["logs", "server", "-n", "team", "--previous"]);
+    assert!(previous.contains("hello from the config"), "{previous}");
+    assert!(previous.contains("TOKEN=s3cret"), "{previous}");
+    assert!(
+        previous.contains("got SIGTERM"),
+        "the stop's termination sequence: {previous}"
+    );
+    eventually("the new run's output", || {
+        d.ok(&["logs", "server", "-n", "team"])
+            .contains("hello from the config")
+    });
+    let described = d.ok(&["describe", "pod", "server", "-n", "team"]);
+    assert!(described.contains("SandboxChanged"), "{described}");
+    // A finished pod keeps its final status and log.
+    assert_eq!(field(&d, "job", "{.status.phase}"), "Succeeded");
+    assert_eq!(d.ok(&["logs", "job", "-n", "team"]), "job done\n");
+    // The namespace, ConfigMap and Secret are back.
+    assert_eq!(
+        d.ok(&["get", "namespace", "team", "-o", "name"]).trim(),
+        "namespace/team"
+    );
+    assert_eq!(
+        d.ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.greeting}"
+        ]),
+        "hello from the config"
+    );
+    assert_eq!(
+        d.ok(&[
+            "get",
+            "secret",
+            "token",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.value}"
+        ]),
+        "czNjcmV0"
+    );
+    // The static pod whose file stayed is the same pod, restarted; the
+    // other went with its file.
+    eventually("the static pod's restart", || {
+        d.ok(&[
+            "get",
+            "pod",
+            "web-test-node",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}",
+        ]) == "1"
+    });
+    assert_eq!(
+        d.ok(&[
+            "get",
+            "pod",
+            "web-test-node",
+            "-o",
+            "jsonpath={.metadata.uid}"
+        ]),
+        static_uid
+    );
+    eventually("the removed file's pod to go", || {
+        d.ok(&["get", "pods", "-o", "name"]).trim() == "pod/web-test-node"
+    });
+
+    // A crash (SIGKILL): the pods come back all the same.
+    d.restart(libc::SIGKILL);
+    eventually("restartCount 2 after a crash", || restarted(&d, "2"));
+    // A deleted pod stays deleted.
+    d.ok(&["delete", "pod", "job", "-n", "team"]);
+    d.restart(libc::SIGTERM);
+    let out = d.kubectl(&["get", "pod", "job", "-n", "team"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+    eventually("restartCount 3", || restarted(&d, "3"));
 }
