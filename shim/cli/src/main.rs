@@ -7,6 +7,7 @@
 //! liveness come from the library (`wasipod::store`).
 
 mod cmd;
+mod daemon;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,11 @@ struct Cli {
     /// [default: $XDG_STATE_HOME/wasipod or ~/.local/state/wasipod]
     #[arg(long, global = true, env = "WASIPOD_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// The node daemon's kubeconfig: `get`, `logs`, `stop` and `rm` act on
+    /// its pods when it answers [default: STATE_DIR/daemon/kubeconfig,
+    /// where `wasipodd` writes it]
+    #[arg(long, global = true, env = "WASIPOD_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,7 +62,8 @@ enum Command {
         /// The manifest.
         manifest: PathBuf,
     },
-    /// Print a container's log (of a running or finished pod).
+    /// Print a container's log (of a running or finished pod: the node
+    /// daemon's, or one `wasipod run` recorded).
     #[command(
         after_help = "Examples:\n  wasipod logs demo                 # the only container\n  wasipod logs demo -c reader --previous\n  wasipod logs demo -c counter --tail 5 --timestamps"
     )]
@@ -82,7 +89,8 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
-    /// List pods, or print one as YAML/JSON.
+    /// List pods (the node daemon's and those `wasipod run` recorded), or
+    /// print one as YAML/JSON.
     #[command(after_help = "Examples:\n  wasipod get\n  wasipod get demo -o yaml")]
     Get {
         /// A pod's name; all pods when absent.
@@ -95,17 +103,26 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
-    /// Delete a pod running in another `wasipod run` (which then stops it
-    /// and cleans up).
-    #[command(after_help = "Example:\n  wasipod stop demo")]
+    /// Delete a pod: the node daemon's (it gets its termination sequence),
+    /// or one running in another `wasipod run` (which then stops it and
+    /// cleans up).
+    #[command(
+        visible_alias = "delete",
+        after_help = "Examples:\n  wasipod stop demo\n  wasipod delete web --grace-period 5"
+    )]
     Stop {
         /// The pod's name.
         pod: String,
+        /// Seconds the pod has to stop before it is killed (the daemon's
+        /// pods; default: the pod's terminationGracePeriodSeconds).
+        #[arg(long, value_name = "SECONDS")]
+        grace_period: Option<u64>,
         /// The pod's namespace.
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
-    /// Remove the records (logs, status) of pods that are not running.
+    /// Remove finished pods: their records (logs, status), or the node
+    /// daemon's finished pods.
     #[command(after_help = "Examples:\n  wasipod rm demo\n  wasipod rm --all")]
     Rm {
         /// The pod's name.
@@ -141,6 +158,11 @@ fn main() -> ExitCode {
         .clone()
         .or_else(RuntimeConfig::default_state_dir)
         .unwrap_or_else(|| PathBuf::from(".wasipod"));
+    let kubeconfig = cli
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| state_dir.join("daemon").join("kubeconfig"));
+    let pods = || cmd::Pods::open(&state_dir, &kubeconfig);
     let result = match cli.command {
         Command::Run(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -169,30 +191,36 @@ fn main() -> ExitCode {
             limit_bytes,
             timestamps,
             namespace,
-        } => cmd::logs::logs(
-            &state_dir,
-            &namespace,
-            &pod,
-            wasipod::LogOptions {
-                container: container.unwrap_or_default(),
-                previous,
-                tail_lines: tail,
-                limit_bytes,
-                timestamps,
-                ..wasipod::LogOptions::default()
-            },
-        ),
+        } => pods().and_then(|pods| {
+            cmd::logs::logs(
+                &pods,
+                &namespace,
+                &pod,
+                wasipod::LogOptions {
+                    container: container.unwrap_or_default(),
+                    previous,
+                    tail_lines: tail,
+                    limit_bytes,
+                    timestamps,
+                    ..wasipod::LogOptions::default()
+                },
+            )
+        }),
         Command::Get {
             pod,
             output,
             namespace,
-        } => cmd::get::get(&state_dir, &namespace, pod.as_deref(), output),
-        Command::Stop { pod, namespace } => cmd::stop::stop(&state_dir, &namespace, &pod),
+        } => pods().and_then(|pods| cmd::get::get(&pods, &namespace, pod.as_deref(), output)),
+        Command::Stop {
+            pod,
+            grace_period,
+            namespace,
+        } => pods().and_then(|pods| cmd::stop::stop(&pods, &namespace, &pod, grace_period)),
         Command::Rm {
             pod,
             all,
             namespace,
-        } => cmd::rm::rm(&state_dir, &namespace, pod.as_deref(), all),
+        } => pods().and_then(|pods| cmd::rm::rm(&pods, &namespace, pod.as_deref(), all)),
     };
     match result {
         Ok(code) => code,
@@ -210,6 +238,10 @@ fn main() -> ExitCode {
 /// memory slot), 4 for a failure of wasipod or the host.
 fn exit_code(e: &anyhow::Error) -> u8 {
     use wasipod::ErrorKind;
+    // The daemon's answer: the server's failures are wasipod's.
+    if let Some(api) = e.downcast_ref::<daemon::ApiError>() {
+        return if api.code >= 500 { 4 } else { 2 };
+    }
     let kind = e
         .downcast_ref::<wasipod::RuntimeError>()
         .map(wasipod::RuntimeError::kind)

@@ -909,3 +909,118 @@ fn a_restarted_daemon_brings_back_its_pods_objects_and_static_pods() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
     eventually("restartCount 3", || restarted(&d, "3"));
 }
+
+/// The `wasipod` CLI, built once per test binary in this workspace's
+/// target folder and profile (only its own package's tests get
+/// `CARGO_BIN_EXE_wasipod`).
+fn wasipod_cli() -> &'static Path {
+    static CLI: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLI.get_or_init(|| {
+        // target/<profile>/deps/kubectl-… → target/<profile>/
+        let exe = std::env::current_exe().expect("test executable");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
+        let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cmd.args(["build", "--quiet", "-p", "wasipod-cli", "--bin", "wasipod"])
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo to build wasipod");
+        assert!(status.success(), "building the wasipod CLI failed");
+        profile_dir.join("wasipod")
+    })
+}
+
+#[test]
+fn the_wasipod_cli_acts_on_the_daemons_pods_and_reads_their_records_without_it() {
+    let mut d = Daemon::start();
+    let cli_state = tempfile::tempdir().unwrap();
+    let kubeconfig = d.kubeconfig.clone();
+    let wasipod = |args: &[&str]| {
+        let out = Command::new(wasipod_cli())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--state-dir")
+            .arg(cli_state.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running wasipod");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = d.write(
+        "pods.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n  - {{name: app, image: {img}, args: [sh, \"handle-sigterm; echo web up; wait-sigterm 0 0\"]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: kept}}\nspec:\n  containers:\n  - {{name: app, image: {img}, args: [sh, \"handle-sigterm; echo kept up; wait-sigterm 0 0\"]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: job}}\nspec:\n  restartPolicy: Never\n  containers:\n  - {{name: work, image: {img}, args: [echo, job done]}}\n",
+            img = image("toolbox-p1.wasm")
+        ),
+    );
+    d.ok(&["apply", "-f", file.to_str().unwrap()]);
+    eventually("the pods to run and the job to finish", || {
+        let (_, table, _) = wasipod(&["get"]);
+        table.lines().filter(|l| l.contains("Running")).count() == 2
+            && table
+                .lines()
+                .any(|l| l.contains("job") && l.contains("Completed"))
+    });
+    let (code, table, _) = wasipod(&["get"]);
+    assert_eq!(code, Some(0));
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
+    eventually("web's output", || wasipod(&["logs", "web"]).1 == "web up\n");
+    let (code, json, _) = wasipod(&["get", "web", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let object: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(object["status"]["phase"], "Running");
+
+    // stop/delete: the daemon gives the pod its termination sequence.
+    let (code, out, err) = wasipod(&["delete", "web", "--grace-period", "5"]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), "pod \"web\" deleted"),
+        "{err}"
+    );
+    eventually("web to go", || {
+        !d.kubectl(&["get", "pod", "web"]).status.success()
+    });
+    // rm: a running pod is refused, a finished one removed.
+    let (code, _, err) = wasipod(&["rm", "kept"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is running"), "{err}");
+    let (code, out, _) = wasipod(&["rm", "job"]);
+    assert_eq!((code, out.trim()), (Some(0), "removed job"));
+    assert!(!d.kubectl(&["get", "pod", "job"]).status.success());
+    let (code, _, err) = wasipod(&["logs", "nobody"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not found"), "{err}");
+
+    // Without the daemon: its records, a pod it ran shown Unknown.
+    d.stop(libc::SIGTERM);
+    let (code, table, _) = wasipod(&["get"]);
+    assert_eq!(code, Some(0));
+    let row = table
+        .lines()
+        .find(|l| l.contains("kept"))
+        .unwrap_or_default();
+    assert!(row.contains("Unknown"), "{table}");
+    let (_, log, _) = wasipod(&["logs", "kept"]);
+    assert!(log.starts_with("kept up\n"), "{log}");
+    let (code, _, err) = wasipod(&["stop", "kept"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not running"), "{err}");
+}

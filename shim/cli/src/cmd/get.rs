@@ -1,42 +1,60 @@
 //! `wasipod get`: list pods as `kubectl get pods` does, or print one as
 //! YAML/JSON.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use wasipod::table::PodRow;
-use wasipod::{PodPhase, store};
+use wasipod::{PodObject, PodPhase};
 
-use super::{print_summary, render};
+use super::{Pods, print_summary, render};
 use crate::{Format, GetFormat};
 
 pub(crate) fn get(
-    state_dir: &Path,
+    pods: &Pods,
     namespace: &str,
     pod: Option<&str>,
     output: Option<GetFormat>,
 ) -> Result<ExitCode> {
-    let records = match pod {
+    let wide = matches!(output, Some(GetFormat::Wide));
+    // (object, whether nothing runs it any more although it did not finish)
+    let listed: Vec<(PodObject, bool)> = match pod {
         Some(name) => {
-            let record = store::find(state_dir, namespace, name)?;
-            let mut object = record.object.clone();
-            // Recorded while running, but its process is gone: Unknown.
-            object.status.phase = record.phase();
+            let (mut object, lost) = match pods.daemon_pod(namespace, name)? {
+                Some((_, object)) => (object, false),
+                None => {
+                    let record = pods.record(namespace, name)?;
+                    (record.object.clone(), record.phase() == PodPhase::Unknown)
+                }
+            };
+            if lost {
+                // Recorded while running, but its process is gone: Unknown.
+                object.status.phase = PodPhase::Unknown;
+            }
             match output {
                 Some(GetFormat::Yaml) => println!("{}", render(&object, Format::Yaml)?),
                 Some(GetFormat::Json) => println!("{}", render(&object, Format::Json)?),
                 None => print_summary(&object),
                 Some(GetFormat::Wide) => {}
             }
-            if !matches!(output, Some(GetFormat::Wide)) {
+            if !wide {
                 return Ok(ExitCode::SUCCESS);
             }
-            vec![record]
+            vec![(object, lost)]
         }
-        None => store::list(state_dir),
+        None => {
+            let mut all: Vec<(PodObject, bool)> = match &pods.daemon {
+                Some(daemon) => daemon.pods()?.into_iter().map(|o| (o, false)).collect(),
+                None => Vec::new(),
+            };
+            all.extend(
+                pods.records()
+                    .into_iter()
+                    .map(|r| (r.object.clone(), r.phase() == PodPhase::Unknown)),
+            );
+            all
+        }
     };
-    let wide = matches!(output, Some(GetFormat::Wide));
     let now = chrono::Utc::now();
     let mut table = vec![vec![
         "NAMESPACE".to_string(),
@@ -49,16 +67,15 @@ pub(crate) fn get(
     if wide {
         table[0].extend(["IP".into(), "QOS".into()]);
     }
-    for r in &records {
-        let o = &r.object;
+    for (o, lost) in &listed {
         let mut row = PodRow::of(&o.metadata, &o.spec, &o.status, now);
-        if r.phase() == PodPhase::Unknown {
-            // Its `wasipod run` is gone: nothing runs it any more.
+        if *lost {
+            // Its `wasipod run` (or daemon) is gone: nothing runs it any more.
             row.status = "Unknown".into();
         }
         let mut cells = vec![
-            r.namespace().to_string(),
-            r.name().to_string(),
+            o.metadata.namespace.clone().unwrap_or_default(),
+            o.metadata.name.clone().unwrap_or_default(),
             row.ready,
             row.status,
             row.restarts,

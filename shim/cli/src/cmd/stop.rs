@@ -1,17 +1,39 @@
-//! `wasipod stop`: delete a pod that another `wasipod run` runs (that
-//! process then stops it and cleans up).
+//! `wasipod stop` (or `delete`): delete a pod — through the daemon's API
+//! for the daemon's pods, or by signalling the `wasipod run` that runs it
+//! (that process then stops it and cleans up).
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use wasipod::store;
 
-pub(crate) fn stop(state_dir: &Path, namespace: &str, pod: &str) -> Result<ExitCode> {
-    let r = store::find(state_dir, namespace, pod)?;
+use super::Pods;
+
+pub(crate) fn stop(
+    pods: &Pods,
+    namespace: &str,
+    pod: &str,
+    grace_period: Option<u64>,
+) -> Result<ExitCode> {
+    if let Some((daemon, _)) = pods.daemon_pod(namespace, pod)? {
+        let query = grace_period
+            .map(|g| format!("?gracePeriodSeconds={g}"))
+            .unwrap_or_default();
+        daemon.call(
+            "DELETE",
+            &format!("/api/v1/namespaces/{namespace}/pods/{pod}{query}"),
+        )?;
+        println!("pod \"{pod}\" deleted");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = pods.record(namespace, pod)?;
     let Some(pid) = r.pid else {
         bail!("pod \"{pod}\" is not running (phase {})", r.phase());
     };
+    if grace_period.is_some() {
+        eprintln!(
+            "warning: --grace-period applies to the daemon's pods; `wasipod run` uses the pod's own"
+        );
+    }
     let Ok(pid) = i32::try_from(pid) else {
         bail!("pod \"{pod}\": process id {pid} out of range");
     };
