@@ -91,6 +91,9 @@ pub struct RuntimeConfig {
     /// [`Runtime::restore_pod`](crate::Runtime::restore_pod) to bring them
     /// back. A deleted pod's folder goes as usual.
     pub keep_records: bool,
+    /// The node's name, as events name it (`Successfully assigned
+    /// default/web to <node>`). Default `wasipod`.
+    pub node_name: String,
 }
 
 impl Default for RuntimeConfig {
@@ -115,6 +118,7 @@ impl Default for RuntimeConfig {
             max_open_files_total: None,
             retain_deleted_pods: false,
             keep_records: false,
+            node_name: "wasipod".into(),
         }
     }
 }

@@ -94,4 +94,6 @@ pub use log::{LogLine, LogOptions, Stream};
 pub use runtime::{Pod, PodChange, PodObject, Runtime, log_file};
 pub use sandbox::{Container, PodSandbox};
 pub use spec::{PodSpec, RestartPolicy};
-pub use status::{ContainerState, ContainerStatus, Event, EventType, PodPhase, PodStatus};
+pub use status::{
+    ContainerState, ContainerStatus, Event, EventType, PodEvent, PodPhase, PodStatus,
+};

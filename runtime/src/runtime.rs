@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::api::manifest;
 use crate::api::status::{
-    self, ConditionStatus, ConditionType, ContainerStatus, Event, EventReason, EventType,
+    self, ConditionStatus, ConditionType, ContainerStatus, Event, EventReason, EventType, PodEvent,
     PodStatus, WaitingReason,
 };
 use crate::config::RuntimeConfig;
@@ -41,6 +41,8 @@ struct RuntimeInner {
     changes: Fanout<PodChange>,
     /// Set by [`Runtime::stop`]: records keep what pods were before it.
     records_frozen: AtomicBool,
+    /// Events of every pod, to [`Runtime::watch_events`].
+    events: Arc<Fanout<PodEvent>>,
 }
 
 impl Drop for RuntimeInner {
@@ -89,6 +91,7 @@ impl Runtime {
                 pods: Mutex::new(HashMap::new()),
                 changes: Fanout::new(1024),
                 records_frozen: AtomicBool::new(false),
+                events: Arc::new(Fanout::new(4096)),
             }),
         })
     }
@@ -233,7 +236,12 @@ impl Runtime {
                 Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         }
         let images = loaded.iter().map(|l| l.image.clone()).collect();
-        let status = StatusWriter::new(spec.restart_policy, initial);
+        let status = StatusWriter::new(spec.restart_policy, initial).with_feed(
+            self.inner.events.clone(),
+            &spec.namespace,
+            &spec.name,
+            &spec.uid,
+        );
         let config = self.inner.node.config().clone();
         let shared = Arc::new(PodShared::new(spec, images, config, sandbox, status));
         if finished {
@@ -312,6 +320,12 @@ impl Runtime {
     /// change), deleted (once stopped).
     pub fn watch(&self) -> broadcast::Receiver<PodChange> {
         self.inner.changes.subscribe()
+    }
+
+    /// Events of every pod from now on (what [`Pod::subscribe_events`]
+    /// gives of one), each with its pod.
+    pub fn watch_events(&self) -> broadcast::Receiver<PodEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Deletes the pod `namespace/name` (see [`Pod::delete`]).
@@ -396,8 +410,8 @@ fn first_events(
         (
             EventReason::Scheduled,
             format!(
-                "Successfully assigned {}/{} to wasipod",
-                shared.spec.namespace, shared.spec.name
+                "Successfully assigned {}/{} to {}",
+                shared.spec.namespace, shared.spec.name, shared.config.node_name
             ),
         )
     };

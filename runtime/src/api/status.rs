@@ -792,6 +792,23 @@ impl std::fmt::Display for EventReason {
     }
 }
 
+/// An event of one of a runtime's pods, as
+/// [`Runtime::watch_events`](crate::Runtime::watch_events) reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodEvent {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's uid.
+    pub uid: String,
+    /// Its place among the pod's events (0 for the first), as
+    /// [`Pod::events`](crate::Pod::events) lists them.
+    pub index: usize,
+    /// The event.
+    pub event: Event,
+}
+
 /// A pod event, like those `kubectl describe pod` lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

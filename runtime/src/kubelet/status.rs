@@ -2,11 +2,13 @@
 //! manager): every change goes through here, and the phase and conditions
 //! are derived again after each.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::api::status::{self, ContainerStatus, Event, EventReason, EventType, PodStatus};
+use crate::api::status::{
+    self, ContainerStatus, Event, EventReason, EventType, PodEvent, PodStatus,
+};
 use crate::fanout::Fanout;
 use crate::spec::{ContainerKind, ContainerSpec, RestartPolicy};
 use crate::sync::lock;
@@ -20,6 +22,9 @@ pub(crate) struct StatusWriter {
     events: Mutex<Vec<Event>>,
     /// Events from now on, to `Pod::subscribe_events`.
     events_tx: Fanout<Event>,
+    /// The runtime's feed of every pod's events (`Runtime::watch_events`),
+    /// with this pod's identity as a template.
+    feed: Option<(Arc<Fanout<PodEvent>>, PodEvent)>,
 }
 
 impl StatusWriter {
@@ -29,7 +34,34 @@ impl StatusWriter {
             status: watch::channel(initial).0,
             events: Mutex::new(Vec::new()),
             events_tx: Fanout::new(1024),
+            feed: None,
         }
+    }
+
+    /// Also sends each event to `feed`, as an event of pod
+    /// `namespace/name` with `uid`.
+    pub(crate) fn with_feed(
+        mut self,
+        feed: Arc<Fanout<PodEvent>>,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Self {
+        let template = PodEvent {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            uid: uid.to_string(),
+            index: 0,
+            event: Event {
+                time: status::now(),
+                type_: EventType::Normal,
+                reason: String::new(),
+                object: String::new(),
+                message: String::new(),
+            },
+        };
+        self.feed = Some((feed, template));
+        self
     }
 
     /// A snapshot.
@@ -80,7 +112,20 @@ impl StatusWriter {
             object: object.to_string(),
             message,
         };
-        lock(&self.events).push(event.clone());
+        let index = {
+            let mut events = lock(&self.events);
+            events.push(event.clone());
+            events.len() - 1
+        };
+        if let Some((feed, template)) = &self.feed
+            && feed.has_subscribers()
+        {
+            feed.send(PodEvent {
+                index,
+                event: event.clone(),
+                ..template.clone()
+            });
+        }
         self.events_tx.send(event);
     }
 

@@ -123,6 +123,7 @@ pub fn router(api: Shared) -> Router {
                 .delete(objects::delete_secret),
         )
         .route("/api/v1/namespaces/{ns}/events", get(list_namespace_events))
+        .route("/api/v1/namespaces/{ns}/events/{name}", get(get_event))
         .fallback(not_found_path)
         .with_state(api)
 }
@@ -215,9 +216,9 @@ async fn resources() -> Response {
             resource("namespaces", "Namespace", false, &["create", "delete", "get", "list"], &["ns"]),
             resource("pods", "Pod", true, &["create", "delete", "get", "list", "patch", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
-            resource("events", "Event", true, &["get", "list"], &["ev"]),
-            resource("configmaps", "ConfigMap", true, &["create", "delete", "get", "list", "patch"], &["cm"]),
-            resource("secrets", "Secret", true, &["create", "delete", "get", "list", "patch"], &[]),
+            resource("events", "Event", true, &["get", "list", "watch"], &["ev"]),
+            resource("configmaps", "ConfigMap", true, &["create", "delete", "get", "list", "patch", "watch"], &["cm"]),
+            resource("secrets", "Secret", true, &["create", "delete", "get", "list", "patch", "watch"], &[]),
         ],
     }))
     .into_response()
@@ -476,19 +477,22 @@ fn pod_table(api: &Api, pods: &[Value], rv: u64) -> Value {
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
     watch: Option<String>,
-    resource_version: Option<String>,
+    /// `resourceVersion`.
+    pub resource_version: Option<String>,
     /// `labelSelector`.
     pub label_selector: Option<String>,
     /// `fieldSelector`.
     pub field_selector: Option<String>,
-    timeout_seconds: Option<u64>,
+    /// `timeoutSeconds`.
+    pub timeout_seconds: Option<u64>,
     /// A "watch list" (what `kubectl wait` uses): every object first, then
     /// a bookmark marking the end of the initial events.
-    send_initial_events: Option<bool>,
+    pub send_initial_events: Option<bool>,
 }
 
 impl ListQuery {
-    fn watching(&self) -> bool {
+    /// `watch=1` or `watch=true`.
+    pub fn watching(&self) -> bool {
         matches!(self.watch.as_deref(), Some("1" | "true"))
     }
 }
@@ -580,30 +584,8 @@ async fn list_or_watch(
         .into_response()
 }
 
-/// A watch: the changes after the given resource version (or every
-/// matching pod as `ADDED` when none is given), then live changes, as
-/// newline-separated JSON watch events, until the client goes or
-/// `timeoutSeconds` passes. A pod that stops matching the selectors is
-/// reported `DELETED`, as the API server does.
+/// A watch of pods (see [`crate::watch`]).
 fn watch_pods(api: Shared, filter: PodFilter, q: ListQuery, table: bool) -> Response {
-    let initial_events = q.send_initial_events.unwrap_or(false);
-    let given = q
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|v| *v > 0 && !initial_events);
-    let start = given.unwrap_or_else(|| api.changes.current());
-    let (backlog, mut live) = match api.changes.watch_from(start) {
-        Ok(w) => w,
-        Err(_) => {
-            return status(
-                StatusCode::GONE,
-                "Expired",
-                format!("too old resource version: {start}"),
-                json!({}),
-            );
-        }
-    };
     let present: Vec<Value> = api
         .runtime
         .list(filter.namespace.as_deref())
@@ -611,128 +593,20 @@ fn watch_pods(api: Shared, filter: PodFilter, q: ListQuery, table: bool) -> Resp
         .map(|p| pod_object(&api, p))
         .filter(|p| filter.matches(p))
         .collect();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(64);
-    let timeout = q.timeout_seconds.map(Duration::from_secs);
-    tokio::spawn(async move {
-        let encode = |kind: &str, object: &Value| -> bytes::Bytes {
-            let object = if table {
-                let rv = object["metadata"]["resourceVersion"]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                pod_table(&api, std::slice::from_ref(object), rv)
-            } else {
-                object.clone()
-            };
-            let mut line = json!({"type": kind, "object": object})
-                .to_string()
-                .into_bytes();
-            line.push(b'\n');
-            line.into()
-        };
-        let mut last = start;
-        let mut shown: std::collections::HashSet<(String, String)> = Default::default();
-        let key = |o: &Value| {
-            (
-                o["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-                o["metadata"]["name"].as_str().unwrap_or("").to_string(),
-            )
-        };
-        // Without a version, the watch begins with every pod as ADDED;
-        // from a version, with the changes after it.
-        for object in &present {
-            shown.insert(key(object));
-            if given.is_none() && tx.send(Ok(encode("ADDED", object))).await.is_err() {
-                return;
-            }
-        }
-        if initial_events {
-            let bookmark = json!({
-                "type": "BOOKMARK",
-                "object": {
-                    "kind": "Pod",
-                    "apiVersion": "v1",
-                    "metadata": {
-                        "resourceVersion": start.to_string(),
-                        "annotations": {"k8s.io/initial-events-end": "true"},
-                    },
-                },
-            });
-            let mut line = bookmark.to_string().into_bytes();
-            line.push(b'\n');
-            if tx.send(Ok(line.into())).await.is_err() {
-                return;
-            }
-        }
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let mut pending = backlog.into_iter();
-        loop {
-            let change = match pending.next() {
-                Some(c) => c,
-                None => {
-                    let next = async {
-                        loop {
-                            match live.recv().await {
-                                Ok(c) => return Some(c),
-                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                    continue;
-                                }
-                                Err(_) => return None,
-                            }
-                        }
-                    };
-                    let got = match deadline {
-                        Some(d) => tokio::select! {
-                            c = next => c,
-                            _ = tokio::time::sleep_until(d) => None,
-                            _ = tx.closed() => None,
-                        },
-                        None => tokio::select! {
-                            c = next => c,
-                            _ = tx.closed() => None,
-                        },
-                    };
-                    match got {
-                        Some(c) => c,
-                        None => return,
-                    }
-                }
-            };
-            if change.resource != "pods" || change.rv <= last {
-                continue;
-            }
-            last = change.rv;
-            let k = key(&change.object);
-            let kind = match (filter.matches(&change.object), shown.contains(&k)) {
-                (true, true) if change.kind == "DELETED" => {
-                    shown.remove(&k);
-                    "DELETED"
-                }
-                (true, true) => "MODIFIED",
-                (true, false) if change.kind == "DELETED" => continue,
-                (true, false) => {
-                    shown.insert(k);
-                    "ADDED"
-                }
-                (false, true) => {
-                    shown.remove(&k);
-                    "DELETED"
-                }
-                (false, false) => continue,
-            };
-            if tx.send(Ok(encode(kind, &change.object))).await.is_err() {
-                return;
-            }
-        }
-    });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    let table_api = api.clone();
+    crate::watch::serve(
+        &api.changes,
+        crate::watch::Feed {
+            resource: "pods",
+            kind: "Pod",
+            present,
+            matches: Box::new(move |o| filter.matches(o)),
+            table: table.then(|| -> Box<crate::watch::ToTable> {
+                Box::new(move |o, rv| pod_table(&table_api, std::slice::from_ref(o), rv))
+            }),
+        },
+        &q,
     )
-        .into_response()
 }
 
 async fn get_pod(
@@ -1060,83 +934,204 @@ async fn pod_log(
 
 /// A pod's events as `v1` Events (the kubelet's: source, counts, times).
 fn event_objects(api: &Api, pod: &Pod) -> Vec<Value> {
-    let uid = pod.uid().to_string();
-    let mut out: Vec<Value> = Vec::new();
-    for (i, e) in pod.events().iter().enumerate() {
-        let time = e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        // `pod`, or the container's field path (`spec.containers{app}`).
-        let field_path = (e.object != "pod").then(|| e.object.clone());
-        let mut involved = json!({
-            "kind": "Pod", "namespace": pod.namespace(), "name": pod.name(), "uid": uid, "apiVersion": "v1",
-        });
-        if let Some(fp) = field_path {
-            involved["fieldPath"] = Value::String(fp);
-        }
-        out.push(json!({
-            "kind": "Event",
-            "apiVersion": "v1",
-            "metadata": {
-                "name": format!("{}.{:x}", pod.name(), (uid.len() as u64) << 32 | i as u64),
-                "namespace": pod.namespace(),
-                "uid": format!("{uid}-{i}"),
-                "resourceVersion": api.changes.current().to_string(),
-                "creationTimestamp": time,
-            },
-            "involvedObject": involved,
-            "reason": e.reason,
-            "message": e.message,
-            "source": {"component": "kubelet", "host": api.node},
-            "firstTimestamp": time,
-            "lastTimestamp": time,
-            "count": 1,
-            "type": serde_json::to_value(e.type_).unwrap_or(Value::Null),
-            "eventTime": null,
-            "reportingComponent": "kubelet",
-            "reportingInstance": api.node,
-        }));
-    }
-    out
+    let who = (pod.namespace(), pod.name(), pod.uid());
+    pod.events()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| event_object(api, who, i, e))
+        .collect()
 }
 
-async fn list_all_events(State(api): State<Shared>, Query(q): Query<ListQuery>) -> Response {
-    list_events(api, None, q)
+/// Event `index` of pod (namespace, name, uid) as a `v1 Event`.
+fn event_object(
+    api: &Api,
+    (namespace, name, uid): (&str, &str, &str),
+    index: usize,
+    e: &wasipod::Event,
+) -> Value {
+    let time = e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut involved = json!({
+        "kind": "Pod", "namespace": namespace, "name": name, "uid": uid, "apiVersion": "v1",
+    });
+    // `pod`, or the container's field path (`spec.containers{app}`).
+    if e.object != "pod" {
+        involved["fieldPath"] = Value::String(e.object.clone());
+    }
+    json!({
+        "kind": "Event",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": format!("{name}.{:x}", (uid.len() as u64) << 32 | index as u64),
+            "namespace": namespace,
+            "uid": format!("{uid}-{index}"),
+            "resourceVersion": api.changes.current().to_string(),
+            "creationTimestamp": time,
+        },
+        "involvedObject": involved,
+        "reason": e.reason,
+        "message": e.message,
+        "source": {"component": "kubelet", "host": api.node},
+        "firstTimestamp": time,
+        "lastTimestamp": time,
+        "count": 1,
+        "type": serde_json::to_value(e.type_).unwrap_or(Value::Null),
+        "eventTime": null,
+        "reportingComponent": "kubelet",
+        "reportingInstance": api.node,
+    })
+}
+
+/// Feeds the pods' events into [`Api::changes`], for watches of events
+/// (started before serving).
+pub fn follow_events(api: &Shared) {
+    let mut rx = api.runtime.watch_events();
+    let api = api.clone();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let value =
+                        event_object(&api, (&e.namespace, &e.name, &e.uid), e.index, &e.event);
+                    api.changes.record("events", "ADDED", value);
+                }
+                // Events missed by watchers stay in the list.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// `kubectl get events`' columns, as the API server prints them.
+fn event_table(events: &[Value], rv: u64) -> Value {
+    let now = chrono::Utc::now();
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let since = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or(""))
+            .map(|t| wasipod::table::human_duration(now - t.with_timezone(&chrono::Utc)))
+            .unwrap_or_else(|_| "<unknown>".into())
+    };
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let involved = &e["involvedObject"];
+            json!({
+                "cells": [
+                    since(&e["lastTimestamp"]),
+                    e["type"],
+                    e["reason"],
+                    format!("{}/{}", text(&involved["kind"]).to_lowercase(), text(&involved["name"])),
+                    text(&involved["fieldPath"]),
+                    format!("{}, {}", text(&e["source"]["component"]), text(&e["source"]["host"])),
+                    e["message"],
+                    since(&e["firstTimestamp"]),
+                    e["count"],
+                    e["metadata"]["name"],
+                ],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": e["metadata"].clone(),
+                },
+            })
+        })
+        .collect();
+    let column = |name: &str, kind: &str, format: &str, priority: u8| json!({"name": name, "type": kind, "format": format, "description": "", "priority": priority});
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": [
+            column("Last Seen", "string", "", 0),
+            column("Type", "string", "", 0),
+            column("Reason", "string", "", 0),
+            column("Object", "string", "", 0),
+            column("Subobject", "string", "", 1),
+            column("Source", "string", "", 1),
+            column("Message", "string", "", 0),
+            column("First Seen", "string", "", 1),
+            column("Count", "integer", "", 1),
+            column("Name", "string", "name", 1),
+        ],
+        "rows": rows,
+    })
+}
+
+async fn list_all_events(
+    State(api): State<Shared>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    list_events(api, None, q, headers)
 }
 
 async fn list_namespace_events(
     State(api): State<Shared>,
     Path(ns): Path<String>,
     Query(q): Query<ListQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    list_events(api, Some(ns), q)
+    list_events(api, Some(ns), q, headers)
 }
 
-/// Events, filtered by `involvedObject.*`, `type` and `reason` fields.
-fn list_events(api: Shared, namespace: Option<String>, q: ListQuery) -> Response {
+/// Whether an event matches a namespace and a field selector
+/// (`involvedObject.*`, `type`, `reason`, `metadata.*`).
+fn event_matches(namespace: Option<&str>, fields: &Selector, e: &Value) -> bool {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    namespace.is_none_or(|ns| e["metadata"]["namespace"].as_str() == Some(ns))
+        && fields.matches(|k| match k {
+            "involvedObject.kind" => text(&e["involvedObject"]["kind"]),
+            "involvedObject.name" => text(&e["involvedObject"]["name"]),
+            "involvedObject.namespace" => text(&e["involvedObject"]["namespace"]),
+            "involvedObject.uid" => text(&e["involvedObject"]["uid"]),
+            "involvedObject.fieldPath" => text(&e["involvedObject"]["fieldPath"]),
+            "metadata.namespace" => text(&e["metadata"]["namespace"]),
+            "metadata.name" => text(&e["metadata"]["name"]),
+            "type" => text(&e["type"]),
+            "reason" => text(&e["reason"]),
+            "source" => Some("kubelet".into()),
+            _ => None,
+        })
+}
+
+/// Events (an `EventList`, or a `Table`), or with `watch` the events as
+/// they happen.
+fn list_events(
+    api: Shared,
+    namespace: Option<String>,
+    q: ListQuery,
+    headers: HeaderMap,
+) -> Response {
     let fields = match Selector::parse(q.field_selector.as_deref()) {
         Ok(s) => s,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
-    let text = |v: &Value| v.as_str().map(str::to_string);
     let items: Vec<Value> = api
         .runtime
         .list(namespace.as_deref())
         .iter()
         .flat_map(|p| event_objects(&api, p))
-        .filter(|e| {
-            fields.matches(|k| match k {
-                "involvedObject.kind" => text(&e["involvedObject"]["kind"]),
-                "involvedObject.name" => text(&e["involvedObject"]["name"]),
-                "involvedObject.namespace" => text(&e["involvedObject"]["namespace"]),
-                "involvedObject.uid" => text(&e["involvedObject"]["uid"]),
-                "involvedObject.fieldPath" => text(&e["involvedObject"]["fieldPath"]),
-                "metadata.namespace" => text(&e["metadata"]["namespace"]),
-                "metadata.name" => text(&e["metadata"]["name"]),
-                "type" => text(&e["type"]),
-                "reason" => text(&e["reason"]),
-                _ => None,
-            })
-        })
+        .filter(|e| event_matches(namespace.as_deref(), &fields, e))
         .collect();
+    if q.watching() {
+        let table = wants_table(&headers);
+        return crate::watch::serve(
+            &api.changes,
+            crate::watch::Feed {
+                resource: "events",
+                kind: "Event",
+                present: items,
+                matches: Box::new(move |e| event_matches(namespace.as_deref(), &fields, e)),
+                table: table.then(|| -> Box<crate::watch::ToTable> {
+                    Box::new(|e, rv| event_table(std::slice::from_ref(e), rv))
+                }),
+            },
+            &q,
+        );
+    }
+    if wants_table(&headers) {
+        return axum::Json(event_table(&items, api.changes.current())).into_response();
+    }
     axum::Json(json!({
         "kind": "EventList",
         "apiVersion": "v1",
@@ -1144,4 +1139,25 @@ fn list_events(api: Shared, namespace: Option<String>, q: ListQuery) -> Response
         "items": items,
     }))
     .into_response()
+}
+
+/// `GET .../events/{name}`.
+async fn get_event(
+    State(api): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let found = api
+        .runtime
+        .list(Some(&ns))
+        .iter()
+        .flat_map(|p| event_objects(&api, p))
+        .find(|e| e["metadata"]["name"].as_str() == Some(name.as_str()));
+    match found {
+        Some(e) if wants_table(&headers) => {
+            axum::Json(event_table(&[e], api.changes.current())).into_response()
+        }
+        Some(e) => axum::Json(e).into_response(),
+        None => not_found("events", &name),
+    }
 }

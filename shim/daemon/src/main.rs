@@ -23,6 +23,7 @@
 //! | `server` | the TLS accept loop and the bearer-token check |
 //! | `api` | discovery, namespaces, pods, events in the API server's shapes |
 //! | `changes` | resource versions, the watch history, label and field selectors |
+//! | `watch` | watches of any resource, as the API server streams them |
 //! | `objects` | ConfigMaps and Secrets |
 //! | `persist` | namespaces, ConfigMaps and Secrets on disk |
 //! | `restore` | after a restart: the stored objects and recorded pods back |
@@ -38,6 +39,7 @@ mod protobuf;
 mod restore;
 mod server;
 mod static_pods;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -135,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // Pods outlive the daemon, as a kubelet's outlive a node restart.
     config.keep_records = true;
+    config.node_name = node.clone();
     let runtime = wasipod::Runtime::new(config)?;
     let api = Arc::new(api::Api {
         runtime: runtime.clone(),
@@ -153,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
         static_errors: Default::default(),
     });
     api::follow_pods(&api);
+    api::follow_events(&api);
     restore::run(&api, args.manifests.as_deref()).await;
     let token: Arc<str> = credentials.token.clone().into();
     let app = api::router(api.clone()).layer(axum::middleware::from_fn(move |req, next| {

@@ -343,21 +343,39 @@ pub async fn list(
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
     let rv = api.changes.current();
-    let text = |v: &Value| v.as_str().map(str::to_string);
+    let matches = move |v: &Value| {
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        ns.as_deref()
+            .is_none_or(|ns| v["metadata"]["namespace"].as_str() == Some(ns))
+            && labels.matches(|k| text(&v["metadata"]["labels"][k]))
+            && fields.matches(|k| match k {
+                "metadata.name" => text(&v["metadata"]["name"]),
+                "metadata.namespace" => text(&v["metadata"]["namespace"]),
+                "type" => text(&v["type"]),
+                _ => None,
+            })
+    };
     let items: Vec<Value> = lock(&api.objects.all)
         .iter()
-        .filter(|((k, n, _), _)| *k == kind && ns.as_ref().is_none_or(|ns| ns == n))
+        .filter(|((k, _, _), v)| *k == kind && matches(v))
         .map(|(_, v)| v.clone())
-        .filter(|v| {
-            labels.matches(|k| text(&v["metadata"]["labels"][k]))
-                && fields.matches(|k| match k {
-                    "metadata.name" => text(&v["metadata"]["name"]),
-                    "metadata.namespace" => text(&v["metadata"]["namespace"]),
-                    "type" => text(&v["type"]),
-                    _ => None,
-                })
-        })
         .collect();
+    if q.watching() {
+        let table = wants_table(&headers);
+        return crate::watch::serve(
+            &api.changes,
+            crate::watch::Feed {
+                resource: kind.resource(),
+                kind: kind.kind(),
+                present: items,
+                matches: Box::new(matches),
+                table: table.then(|| -> Box<crate::watch::ToTable> {
+                    Box::new(move |v, rv| self::table(kind, std::slice::from_ref(v), rv))
+                }),
+            },
+            &q,
+        );
+    }
     if wants_table(&headers) {
         return axum::Json(table(kind, &items, rv)).into_response();
     }

@@ -372,6 +372,7 @@ fn kubectl_watches_waits_follows_logs_and_describes() {
     let d = Daemon::start();
     // Watching from before the pod exists.
     let watch = Lines::spawn(&d, &["get", "pods", "-w"]);
+    let events = Lines::spawn(&d, &["get", "events", "-w"]);
     let gate = d.dir.path().join("gate");
     std::fs::create_dir(&gate).unwrap();
     let manifest = d.write(
@@ -417,6 +418,70 @@ fn kubectl_watches_waits_follows_logs_and_describes() {
     assert!(
         running.is_some() && running < completed,
         "watch saw {statuses:?}"
+    );
+
+    // Events: listed as a cluster prints them, filtered by the object
+    // they are about, and watched as they happen.
+    let table = d.ok(&["get", "events"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    assert!(
+        table.lines().any(|l| l.contains("Scheduled")
+            && l.contains("pod/job")
+            && l.contains("Successfully assigned default/job to test-node")),
+        "{table}"
+    );
+    let started = d.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=job,reason=Started",
+        "-o",
+        "jsonpath={.items[*].involvedObject.fieldPath}",
+    ]);
+    assert_eq!(started, "spec.containers{work}");
+    assert!(
+        d.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=other",
+            "-o",
+            "name"
+        ])
+        .is_empty()
+    );
+    eventually_with(
+        || {
+            format!(
+                "the events watch to see the container end: {:?}",
+                events.seen()
+            )
+        },
+        || {
+            events
+                .seen()
+                .iter()
+                .any(|l| l.contains("Completed") && l.contains("pod/job"))
+        },
+    );
+    let reasons: Vec<String> = events
+        .seen()
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    let at = |r: &str| {
+        reasons
+            .iter()
+            .position(|x| x == r)
+            .unwrap_or_else(|| panic!("no {r} event in the watch: {reasons:?}"))
+    };
+    assert!(
+        at("Scheduled") < at("Started") && at("Started") < at("Completed"),
+        "{reasons:?}"
     );
 
     let described = d.ok(&["describe", "pod", "job"]);
