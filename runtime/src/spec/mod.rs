@@ -302,6 +302,12 @@ impl PodSpec {
         }
     }
 
+    /// The manifest as validated, with Kubernetes' defaults filled in
+    /// (the `spec` a Pod object shows).
+    pub fn wire(&self) -> &manifest::Pod {
+        &self.wire
+    }
+
     /// The container with this name, init or app.
     pub fn container(&self, name: &str) -> Option<&ContainerSpec> {
         self.init_containers

@@ -17,7 +17,7 @@ use wasipod::{
 };
 
 use crate::changes::{Changes, Selector};
-use crate::objects::{self, Objects, parse_patch};
+use crate::objects::{self, Objects};
 
 /// What every handler shares.
 pub struct Api {
@@ -96,7 +96,10 @@ pub fn router(api: Shared) -> Router {
         )
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",
-            get(get_pod).patch(patch_pod).delete(delete_pod),
+            get(get_pod)
+                .patch(patch_pod)
+                .put(update_pod)
+                .delete(delete_pod),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route("/api/v1/events", get(list_all_events))
@@ -109,6 +112,7 @@ pub fn router(api: Shared) -> Router {
             "/api/v1/namespaces/{ns}/configmaps/{name}",
             get(objects::get_configmap)
                 .patch(objects::patch_configmap)
+                .put(objects::update_configmap)
                 .delete(objects::delete_configmap),
         )
         .route("/api/v1/secrets", get(objects::list_all_secrets))
@@ -120,6 +124,7 @@ pub fn router(api: Shared) -> Router {
             "/api/v1/namespaces/{ns}/secrets/{name}",
             get(objects::get_secret)
                 .patch(objects::patch_secret)
+                .put(objects::update_secret)
                 .delete(objects::delete_secret),
         )
         .route("/api/v1/namespaces/{ns}/events", get(list_namespace_events))
@@ -726,10 +731,8 @@ async fn create_pod(
 /// Kubernetes' message for a pod update that changes its spec.
 const POD_SPEC_FORBIDDEN: &str = "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
 
-/// `PATCH .../pods/{name}` (merge or strategic merge patch: `kubectl
-/// label`, `annotate`, `patch`, `apply`): labels and annotations change;
-/// any other change is refused (a spec change with Kubernetes' own
-/// message; wasipod also keeps a running pod's images and deadline).
+/// `PATCH .../pods/{name}` (`kubectl label`, `annotate`, `patch`,
+/// `apply`): see [`change_pod`].
 async fn patch_pod(
     State(api): State<Shared>,
     Path((ns, name)): Path<(String, String)>,
@@ -739,27 +742,58 @@ async fn patch_pod(
     let Some(pod) = api.runtime.get(&ns, &name) else {
         return not_found("pods", &name);
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/merge-patch+json")
-        && !content_type.starts_with("application/strategic-merge-patch+json")
-    {
-        return status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaType",
-            format!("{content_type}: the server serves merge and strategic merge patches of pods"),
-            json!({}),
-        );
+    let current = pod_object(&api, &pod);
+    match objects::patched(&headers, &current, &body) {
+        Ok(patched) => change_pod(&api, &pod, current, patched),
+        Err(r) => *r,
     }
-    let patch = match parse_patch(&body) {
+}
+
+/// `PUT .../pods/{name}` (`kubectl replace`): see [`change_pod`].
+async fn update_pod(
+    State(api): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(pod) = api.runtime.get(&ns, &name) else {
+        return not_found("pods", &name);
+    };
+    let mut new = match crate::protobuf::body_json(&headers, &body) {
         Ok(v) => v,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
     let current = pod_object(&api, &pod);
-    let mut patched = current.clone();
-    objects::merge_patch(&mut patched, &patch);
+    for field in ["uid", "creationTimestamp", "resourceVersion", "namespace"] {
+        if new["metadata"][field].is_null() {
+            new["metadata"][field] = current["metadata"][field].clone();
+        }
+    }
+    // The spec as the server defaults it (what a create would show), so
+    // that only real changes count; the status is not the client's.
+    let mut doc = new.clone();
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("status");
+    }
+    if let Some(spec) = doc["spec"].as_object_mut() {
+        spec.remove("nodeName");
+    }
+    let text = format!("{doc}\n{}", api.objects.documents(&ns));
+    let defaulted = match PodSpec::from_yaml(&text, &api.base_dir) {
+        Ok(spec) => spec,
+        Err(e) => return invalid(&name, &e),
+    };
+    new["spec"] = serde_json::to_value(&defaulted.wire().spec).unwrap_or(Value::Null);
+    new["spec"]["nodeName"] = Value::String(api.node.clone());
+    new["status"] = current["status"].clone();
+    change_pod(&api, &pod, current, new)
+}
+
+/// A pod changed by a patch or an update: labels and annotations change;
+/// any other change is refused (a spec change with Kubernetes' own
+/// message; wasipod also keeps a running pod's images and deadline).
+fn change_pod(api: &Api, pod: &Pod, current: Value, patched: Value) -> Response {
+    let name = pod.name().to_string();
     let invalid = |field: &str, message: &str| {
         status(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -804,7 +838,7 @@ async fn patch_pod(
         );
     };
     pod.set_labels_and_annotations(labels, annotations);
-    axum::Json(pod_object(&api, &pod)).into_response()
+    axum::Json(pod_object(api, pod)).into_response()
 }
 
 /// `DeleteOptions`, from the query or the body.

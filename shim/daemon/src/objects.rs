@@ -184,70 +184,124 @@ fn fold_string_data(doc: &mut Value) {
     }
 }
 
-/// A patch body as JSON (the message says why not).
-pub fn parse_patch(body: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the patch is not JSON: {e}"))
-}
-
-/// Applies a JSON merge patch (RFC 7386) to `target`: what a strategic
-/// merge patch amounts to for these kinds, whose fields are maps.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(changes) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            if let Some(t) = target.as_object_mut() {
-                for (k, v) in changes {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
+/// `current` with a patch applied, by the patch's content type: a JSON
+/// merge patch (RFC 7386) or a strategic merge patch (what it amounts to
+/// for maps, the fields that may change here), or a JSON patch (RFC 6902).
+/// Server-side apply is not served (kubectl's default, client-side apply,
+/// sends strategic merge patches).
+pub fn patched(headers: &HeaderMap, current: &Value, body: &[u8]) -> Result<Value, Box<Response>> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bad = |e: String| Box::new(status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})));
+    let mut patched = current.clone();
+    if content_type.starts_with("application/merge-patch+json")
+        || content_type.starts_with("application/strategic-merge-patch+json")
+    {
+        let patch: Value =
+            serde_json::from_slice(body).map_err(|e| bad(format!("the patch is not JSON: {e}")))?;
+        json_patch::merge(&mut patched, &patch);
+    } else if content_type.starts_with("application/json-patch+json") {
+        let patch: json_patch::Patch = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("the patch is not a JSON patch: {e}")))?;
+        json_patch::patch(&mut patched, &patch).map_err(|e| {
+            Box::new(status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                format!("the JSON patch does not apply: {e}"),
+                json!({}),
+            ))
+        })?;
+    } else {
+        return Err(Box::new(status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?}; server-side apply is not served)"
+            ),
+            json!({}),
+        )));
     }
+    Ok(patched)
 }
 
-/// `PATCH .../{name}` (merge or strategic merge patch, as `kubectl apply`
-/// and `kubectl label` send): the patched object, with a new version.
+/// `PATCH .../{name}` (`kubectl apply`, `label`, `patch`): the patched
+/// object, with a new version.
 pub async fn patch(
     api: Shared,
     kind: Kind,
     ns: String,
     name: String,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let patch = match parse_patch(&body) {
+    let current = lock(&api.objects.all)
+        .get(&(kind, ns.clone(), name.clone()))
+        .cloned();
+    let Some(current) = current else {
+        return not_found(kind, &name);
+    };
+    match patched(&headers, &current, &body) {
+        Ok(new) => replace(&api, kind, ns, name, new),
+        Err(r) => *r,
+    }
+}
+
+/// `PUT .../{name}` (`kubectl replace`): the object as sent, with a new
+/// version.
+pub async fn update(
+    api: Shared,
+    kind: Kind,
+    ns: String,
+    name: String,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let new = match crate::protobuf::body_json(&headers, &body) {
         Ok(v) => v,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
     };
+    if new["metadata"]["name"].as_str() != Some(name.as_str()) {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+            json!({}),
+        );
+    }
+    replace(&api, kind, ns, name, new)
+}
+
+/// Stores `new` in place of the object (its identity fields kept, a
+/// Secret's `stringData` folded) and reports the change.
+fn replace(api: &Api, kind: Kind, ns: String, name: String, mut new: Value) -> Response {
     let key = (kind, ns, name.clone());
     let mut all = lock(&api.objects.all);
     let Some(current) = all.get(&key).cloned() else {
         return not_found(kind, &name);
     };
-    let mut patched = current.clone();
-    merge_patch(&mut patched, &patch);
     // Identity fields stay the server's.
-    for field in ["name", "namespace", "uid", "creationTimestamp"] {
-        patched["metadata"][field] = current["metadata"][field].clone();
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "resourceVersion",
+    ] {
+        new["metadata"][field] = current["metadata"][field].clone();
     }
     if kind == Kind::Secret {
-        fold_string_data(&mut patched);
+        fold_string_data(&mut new);
     }
-    if patched == current {
+    if new == current {
         return axum::Json(current).into_response();
     }
-    let rv = api
-        .changes
-        .record(kind.resource(), "MODIFIED", patched.clone());
-    patched["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-    api.disk.save(kind.resource(), &key.1, &key.2, &patched);
-    all.insert(key, patched.clone());
-    axum::Json(patched).into_response()
+    let rv = api.changes.record(kind.resource(), "MODIFIED", new.clone());
+    new["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+    api.disk.save(kind.resource(), &key.1, &key.2, &new);
+    all.insert(key, new.clone());
+    axum::Json(new).into_response()
 }
 
 /// `POST /api/v1/namespaces/{ns}/{configmaps,secrets}`.
@@ -433,7 +487,7 @@ fn table(kind: Kind, items: &[Value], rv: u64) -> Value {
 }
 
 macro_rules! handlers {
-    ($kind:expr, $create:ident, $get:ident, $patch:ident, $delete:ident, $list:ident, $list_all:ident) => {
+    ($kind:expr, $create:ident, $get:ident, $patch:ident, $update:ident, $delete:ident, $list:ident, $list_all:ident) => {
         /// Create, in the path's namespace.
         pub async fn $create(
             State(api): State<Shared>,
@@ -455,9 +509,19 @@ macro_rules! handlers {
         pub async fn $patch(
             State(api): State<Shared>,
             Path((ns, name)): Path<(String, String)>,
+            headers: HeaderMap,
             body: axum::body::Bytes,
         ) -> Response {
-            patch(api, $kind, ns, name, body).await
+            patch(api, $kind, ns, name, headers, body).await
+        }
+        /// Replace one.
+        pub async fn $update(
+            State(api): State<Shared>,
+            Path((ns, name)): Path<(String, String)>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> Response {
+            update(api, $kind, ns, name, headers, body).await
         }
         /// Delete one.
         pub async fn $delete(
@@ -491,6 +555,7 @@ handlers!(
     create_configmap,
     get_configmap,
     patch_configmap,
+    update_configmap,
     delete_configmap,
     list_configmaps,
     list_all_configmaps
@@ -500,6 +565,7 @@ handlers!(
     create_secret,
     get_secret,
     patch_secret,
+    update_secret,
     delete_secret,
     list_secrets,
     list_all_secrets
@@ -510,16 +576,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_merge_patch_sets_replaces_and_removes_keys() {
-        let mut doc = json!({"data": {"a": "1", "b": "2"}, "metadata": {"labels": {"x": "y"}}});
-        merge_patch(
-            &mut doc,
-            &json!({"data": {"b": null, "c": "3"}, "metadata": {"labels": {"x": "z"}}}),
-        );
+    fn patches_by_content_type() {
+        let current = json!({"data": {"a": "1", "b": "2"}, "metadata": {"labels": {"x": "y"}}});
+        let mut headers = HeaderMap::new();
+        let kind = |h: &mut HeaderMap, t: &'static str| {
+            h.insert(axum::http::header::CONTENT_TYPE, t.parse().unwrap());
+        };
+        kind(&mut headers, "application/strategic-merge-patch+json");
+        let merged = patched(
+            &headers,
+            &current,
+            br#"{"data": {"b": null, "c": "3"}, "metadata": {"labels": {"x": "z"}}}"#,
+        )
+        .unwrap();
         assert_eq!(
-            doc,
+            merged,
             json!({"data": {"a": "1", "c": "3"}, "metadata": {"labels": {"x": "z"}}})
         );
+        kind(&mut headers, "application/json-patch+json");
+        let patched_json = patched(
+            &headers,
+            &current,
+            br#"[{"op": "replace", "path": "/data/a", "value": "9"}, {"op": "remove", "path": "/data/b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(patched_json["data"], json!({"a": "9"}));
+        assert!(
+            patched(
+                &headers,
+                &current,
+                br#"[{"op": "remove", "path": "/nope"}]"#
+            )
+            .is_err()
+        );
+        kind(&mut headers, "application/apply-patch+yaml");
+        let refused = patched(&headers, &current, b"{}").unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
     #[test]

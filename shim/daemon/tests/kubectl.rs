@@ -273,6 +273,35 @@ fn kubectl_creates_lists_reads_and_deletes_a_pod() {
         err.contains("Forbidden: pod updates may not change fields other than"),
         "{err}"
     );
+    // A JSON patch, and a replace of the whole object: labels change, the
+    // spec may not.
+    d.ok(&[
+        "patch",
+        "pod",
+        "greeter",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/stage","value":"one"}]"#,
+    ]);
+    assert_eq!(by_label("stage=one").trim(), "pod/greeter");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let relabeled = d.write(
+        "relabeled.yaml",
+        &text.replace("app: greeter", "app: renamed"),
+    );
+    assert_eq!(
+        d.ok(&["replace", "-f", relabeled.to_str().unwrap()]).trim(),
+        "pod/greeter replaced"
+    );
+    assert_eq!(by_label("app=renamed").trim(), "pod/greeter");
+    let respec = d.write(
+        "respec.yaml",
+        &text.replace("wait-sigterm 10 0", "wait-sigterm 11 0"),
+    );
+    let out = d.kubectl(&["replace", "-f", respec.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Forbidden: pod updates"));
+    d.ok(&["label", "pod", "greeter", "app=greeter", "--overwrite"]);
 
     // A second create of the same name is refused as a cluster does.
     let out = d.kubectl(&["create", "-f", manifest.to_str().unwrap()]);
