@@ -782,6 +782,39 @@ impl Pod {
         Ok((self.shared.sandbox.layout().log(container, run), run))
     }
 
+    /// Runs `argv` in container `container` as `kubectl exec` does: the
+    /// container's program once more, with `argv` as its arguments
+    /// (`argv[0]` its name), in its sandbox (its mounts, environment, pod
+    /// network and memory limit), the caller's streams as its standard
+    /// streams (see [`crate::Container::exec_streams`]). The container must be
+    /// running. Dropping the future ends the guest.
+    pub async fn exec(
+        &self,
+        container: &str,
+        argv: Vec<String>,
+        streams: crate::sandbox::ExecStreams,
+    ) -> Result<status::Exit, RuntimeError> {
+        let running = self
+            .shared
+            .running_containers()
+            .into_iter()
+            .find(|(name, _)| name == container)
+            .map(|(_, c)| c);
+        match running {
+            Some(c) => c.exec_streams(argv, streams).await,
+            None if self.shared.spec.container(container).is_none() => {
+                Err(RuntimeError::NoSuchContainer {
+                    pod: self.name().to_string(),
+                    container: container.to_string(),
+                })
+            }
+            None => Err(RuntimeError::FailedPrecondition {
+                object: format!("container {container:?} of pod {}", self.name()),
+                message: "the container is not running".into(),
+            }),
+        }
+    }
+
     /// Waits until the pod has finished (Succeeded or Failed) and nothing of
     /// it runs any more; returns the final status.
     pub async fn wait(&self) -> PodStatus {

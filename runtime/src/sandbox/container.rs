@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
 use super::SandboxInner;
-use super::stdio::StdioPaths;
+use super::stdio::{ExecStreams, StdioPaths};
 use super::volume::{ContainerRoot, RunDir, Volumes};
 use crate::api::status::{self, Exit, ExitReason, Time};
 use crate::engine::{
@@ -460,7 +460,7 @@ impl Container {
             &self.inner.sandbox.node.log_files,
         );
         let exit = self
-            .exec_guest(argv, log.clone(), &StdioPaths::default())
+            .exec_guest(argv, log.clone(), GuestStdio::default())
             .await?;
         Ok(ExecResult {
             exit,
@@ -480,7 +480,23 @@ impl Container {
             &self.inner.config.name,
             &self.inner.sandbox.node.log_files,
         );
-        self.exec_guest(argv, log, stdio).await
+        self.exec_guest(argv, log, stdio.open()?).await
+    }
+
+    /// As [`Container::exec`], with the caller's streams (see
+    /// [`ExecStreams`]): what `kubectl exec` runs. Dropping the future
+    /// ends the guest.
+    pub async fn exec_streams(
+        &self,
+        argv: Vec<String>,
+        streams: ExecStreams,
+    ) -> Result<Exit, RuntimeError> {
+        let log = ContainerLog::capture(
+            0,
+            &self.inner.config.name,
+            &self.inner.sandbox.node.log_files,
+        );
+        self.exec_guest(argv, log, streams.into_guest()).await
     }
 
     /// Steps: the container must be running; its mounts are opened again;
@@ -489,7 +505,7 @@ impl Container {
         &self,
         argv: Vec<String>,
         log: ContainerLog,
-        stdio: &StdioPaths,
+        stdio: GuestStdio,
     ) -> Result<Exit, RuntimeError> {
         if !matches!(*self.inner.run.state.borrow(), RunState::Running { .. }) {
             return Err(RuntimeError::FailedPrecondition {
@@ -512,7 +528,7 @@ impl Container {
             Some(argv),
             preopens,
             &self.inner.run_dir.0,
-            (log, stdio.open()?),
+            (log, stdio),
             &self.inner.termination,
         );
         Ok(sandbox.node.engine.run(&config.image, guest).await)

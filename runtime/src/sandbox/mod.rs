@@ -57,7 +57,7 @@ pub use container::{
     RunState, SIGTERM_HANDLER_FILE, Signal, TERMINATION_FILE,
 };
 pub use layout::PodLayout;
-pub use stdio::StdioPaths;
+pub use stdio::{ExecStreams, StdioPaths};
 
 use crate::api::status::Time;
 use crate::config::RuntimeConfig;

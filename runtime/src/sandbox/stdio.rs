@@ -42,6 +42,28 @@ impl StdioPaths {
     }
 }
 
+/// A guest's standard streams as the caller's own byte streams (an exec
+/// served over a network connection: `kubectl exec`). Output is written
+/// as the guest writes it; the guest waits when a stream does not take it.
+pub struct ExecStreams {
+    /// Read as the guest's stdin (`None`: an empty stdin).
+    pub stdin: Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
+    /// The guest's stdout.
+    pub stdout: Box<dyn AsyncWrite + Send + Sync + Unpin>,
+    /// The guest's stderr (and the runtime's own notes, such as a trap).
+    pub stderr: Box<dyn AsyncWrite + Send + Sync + Unpin>,
+}
+
+impl ExecStreams {
+    pub(crate) fn into_guest(self) -> GuestStdio {
+        GuestStdio {
+            stdin: self.stdin,
+            stdout: Some(self.stdout),
+            stderr: Some(self.stderr),
+        }
+    }
+}
+
 fn io_err(path: &Path, source: std::io::Error) -> RuntimeError {
     RuntimeError::Io {
         path: path.to_path_buf(),

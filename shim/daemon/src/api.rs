@@ -102,6 +102,10 @@ pub fn router(api: Shared) -> Router {
                 .delete(delete_pod),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            get(crate::exec::exec).post(crate::exec::exec),
+        )
         .route("/api/v1/events", get(list_all_events))
         .route("/api/v1/configmaps", get(objects::list_all_configmaps))
         .route(

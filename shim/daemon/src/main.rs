@@ -25,6 +25,7 @@
 //! | `changes` | resource versions, the watch history, label and field selectors |
 //! | `watch` | watches of any resource, as the API server streams them |
 //! | `objects` | ConfigMaps and Secrets |
+//! | `exec` | `kubectl exec` over WebSocket (the channel protocol) |
 //! | `persist` | namespaces, ConfigMaps and Secrets on disk |
 //! | `restore` | after a restart: the stored objects and recorded pods back |
 //! | `static_pods` | `--manifests`: static pods and their mirror pods |
@@ -32,6 +33,7 @@
 
 mod api;
 mod changes;
+mod exec;
 mod objects;
 mod persist;
 mod pki;

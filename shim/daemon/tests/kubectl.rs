@@ -98,7 +98,12 @@ impl Daemon {
     }
 
     fn stop(&mut self, signal: i32) {
-        // SAFETY: kill(2) on our own child.
+        // A child already reaped is never signalled: its pid may belong to
+        // another process by now (another test's daemon).
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         let started = Instant::now();
         while matches!(self.child.try_wait(), Ok(None)) && started.elapsed() < PATIENCE {
@@ -1117,4 +1122,169 @@ fn the_wasipod_cli_acts_on_the_daemons_pods_and_reads_their_records_without_it()
     let (code, _, err) = wasipod(&["stop", "kept"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("not running"), "{err}");
+}
+
+#[test]
+fn kubectl_exec_runs_the_containers_program_again_with_streams_and_exit_codes() {
+    let d = Daemon::start();
+    let file = d.write(
+        "exec.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: box}}\nspec:\n  restartPolicy: OnFailure\n  volumes: [{{name: w, emptyDir: {{}}}}]\n  containers:\n  - name: app\n    image: {app}\n    args: [sh, \"write /w/note written by the app; handle-sigterm; wait-sigterm 0 0\"]\n    volumeMounts: [{{name: w, mountPath: /w}}]\n  - {{name: done, image: {other}, args: [echo, finished]}}\n  - {{name: shell, image: {other}, args: [sh, \"handle-sigterm; wait-sigterm 0 0\"]}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: over}}\nspec:\n  restartPolicy: Never\n  containers:\n  - {{name: app, image: {other}, args: [echo, bye]}}\n",
+            app = image("toolbox-p2.wasm"),
+            other = image("toolbox-p1.wasm")
+        ),
+    );
+    d.ok(&["apply", "-f", file.to_str().unwrap()]);
+    eventually("the app to run and the other container to end", || {
+        d.ok(&[
+            "get",
+            "pod",
+            "box",
+            "-o",
+            "jsonpath={.status.containerStatuses[*].state}",
+        ])
+        .contains("terminated")
+            && d.ok(&[
+                "get",
+                "pod",
+                "box",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].state}",
+            ])
+            .contains("running")
+    });
+    eventually("the other pod to finish", || {
+        d.ok(&["get", "pod", "over", "-o", "jsonpath={.status.phase}"]) == "Succeeded"
+    });
+    // Output and exit codes: the container's program, its volumes.
+    let out = d.kubectl(&[
+        "exec", "box", "-c", "app", "--", "toolbox", "cat", "/w/note",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "written by the app");
+    let out = d.kubectl(&[
+        "exec",
+        "box",
+        "-c",
+        "shell",
+        "--",
+        "toolbox",
+        "sh",
+        "eprint oops; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("oops") && err.contains("command terminated with exit code 3"),
+        "{err}"
+    );
+
+    // -i: 1 MiB through the guest's stdin and back, byte for byte.
+    let input: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&d.kubeconfig)
+        .args([
+            "exec",
+            "-i",
+            "box",
+            "-c",
+            "shell",
+            "--",
+            "toolbox",
+            "cat-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeding = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            stdin.write_all(&input).unwrap();
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    feeding.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == input, "{} bytes back", out.stdout.len());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin: 1048576 bytes"));
+
+    // A client killed mid-exec ends its guest: the port it held is free.
+    let mut holder = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&d.kubeconfig)
+        .args([
+            "exec",
+            "box",
+            "-c",
+            "app",
+            "--",
+            "toolbox",
+            "try-bind",
+            "0.0.0.0:7100",
+            "600000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+    }
+    assert!(first.starts_with("bind 0.0.0.0:7100: ok"), "{first}");
+    let taken = d.ok(&[
+        "exec",
+        "box",
+        "-c",
+        "app",
+        "--",
+        "toolbox",
+        "try-bind",
+        "0.0.0.0:7100",
+    ]);
+    assert!(taken.contains("error"), "{taken}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    eventually("the killed exec's guest to end", || {
+        d.ok(&[
+            "exec",
+            "box",
+            "-c",
+            "app",
+            "--",
+            "toolbox",
+            "try-bind",
+            "0.0.0.0:7100",
+        ])
+        .starts_with("bind 0.0.0.0:7100: ok")
+    });
+
+    // Containers that do not run: kubectl's usual errors.
+    let out = d.kubectl(&["exec", "box", "-c", "done", "--", "toolbox", "echo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("container not found (\"done\")"), "{err}");
+    let out = d.kubectl(&["exec", "over", "--", "toolbox", "echo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot exec into a container in a completed pod"),
+        "{err}"
+    );
 }
