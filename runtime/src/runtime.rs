@@ -48,6 +48,13 @@ struct RuntimeInner {
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         let pods: Vec<Pod> = lock(&self.pods).drain().map(|(_, p)| p).collect();
+        // Kept records show each pod as it is now (a change the pod's
+        // forwarder has not saved yet is not lost).
+        if self.node.config().keep_records && !self.records_frozen.load(Ordering::SeqCst) {
+            for pod in &pods {
+                let _ = crate::store::save(pod.dir(), &pod.to_object());
+            }
+        }
         for pod in pods {
             pod.shared.transition(|l| l.delete(Duration::ZERO));
             pod.shared.sandbox.stop();
@@ -358,15 +365,21 @@ impl Runtime {
     /// down does ([`RuntimeConfig::keep_records`]; the daemon's graceful
     /// stop): [`Runtime::restore_pod`] brings each back.
     ///
-    /// Steps: freeze the records (they keep each pod as it was before the
-    /// stop, so that a running pod runs again); give every pod its
+    /// Steps: save and freeze the records (they keep each pod as it was
+    /// before the stop, so that a running pod runs again); give every pod its
     /// termination sequence together (grace as given, `None`: each pod's
     /// own); then take away each pod's volatile parts, keeping its folder
     /// with the record and logs.
     pub async fn stop(&self, grace: Option<Duration>) {
+        let pods = self.list(None);
+        if self.config().keep_records {
+            for pod in &pods {
+                pod.save_record();
+            }
+        }
         self.inner.records_frozen.store(true, Ordering::SeqCst);
         let mut all = tokio::task::JoinSet::new();
-        for pod in self.list(None) {
+        for pod in pods {
             all.spawn(async move {
                 let grace = grace.unwrap_or(pod.shared.spec.termination_grace_period);
                 pod.shared.transition(|l| l.delete(grace));

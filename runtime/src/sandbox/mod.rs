@@ -606,6 +606,28 @@ impl PodSandbox {
         self.inner.logs.subscribe()
     }
 
+    /// A connection to `port` of the pod as from its own loopback (what
+    /// `kubectl port-forward` opens: the kubelet dials `localhost` in the
+    /// pod's network namespace), as a tokio stream: bytes flow both ways,
+    /// with half-close, until either side closes or the pod goes away.
+    /// Nothing listening there is `ConnectionRefused`.
+    pub fn connect(&self, port: u16) -> std::io::Result<tokio::io::DuplexStream> {
+        static NEXT_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(50000);
+        let source = NEXT_PORT
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .max(50000);
+        let loopback = Ipv4Addr::LOCALHOST.into();
+        let (to_pod, from_pod) = self
+            .inner
+            .net
+            .enqueue(
+                SocketAddr::new(loopback, port),
+                SocketAddr::new(loopback, source),
+            )
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::ConnectionRefused))?;
+        Ok(crate::net::bridge::stream(to_pod, from_pod))
+    }
+
     pub(crate) fn net(&self) -> &Arc<PodNet> {
         &self.inner.net
     }

@@ -106,6 +106,10 @@ pub fn router(api: Shared) -> Router {
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             get(crate::exec::exec).post(crate::exec::exec),
         )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            get(crate::portforward::portforward).post(crate::portforward::portforward),
+        )
         .route("/api/v1/events", get(list_all_events))
         .route("/api/v1/configmaps", get(objects::list_all_configmaps))
         .route(
@@ -225,6 +229,8 @@ async fn resources() -> Response {
             resource("namespaces", "Namespace", false, &["create", "delete", "get", "list"], &["ns"]),
             resource("pods", "Pod", true, &["create", "delete", "get", "list", "patch", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
+            resource("pods/exec", "PodExecOptions", true, &["create", "get"], &[]),
+            resource("pods/portforward", "PodPortForwardOptions", true, &["create", "get"], &[]),
             resource("events", "Event", true, &["get", "list", "watch"], &["ev"]),
             resource("configmaps", "ConfigMap", true, &["create", "delete", "get", "list", "patch", "watch"], &["cm"]),
             resource("secrets", "Secret", true, &["create", "delete", "get", "list", "patch", "watch"], &[]),

@@ -26,6 +26,7 @@
 //! | `watch` | watches of any resource, as the API server streams them |
 //! | `objects` | ConfigMaps and Secrets |
 //! | `exec` | `kubectl exec` over WebSocket (the channel protocol) |
+//! | `portforward`, `spdy` | `kubectl port-forward`: SPDY/3.1 in a WebSocket |
 //! | `persist` | namespaces, ConfigMaps and Secrets on disk |
 //! | `restore` | after a restart: the stored objects and recorded pods back |
 //! | `static_pods` | `--manifests`: static pods and their mirror pods |
@@ -37,9 +38,11 @@ mod exec;
 mod objects;
 mod persist;
 mod pki;
+mod portforward;
 mod protobuf;
 mod restore;
 mod server;
+mod spdy;
 mod static_pods;
 mod watch;
 

@@ -368,17 +368,40 @@ struct Lines {
 
 impl Lines {
     fn spawn(d: &Daemon, args: &[&str]) -> Self {
+        Self::spawn_with(d, args, false)
+    }
+
+    /// As [`Lines::spawn`], stderr's lines mixed in.
+    fn spawn_stderr(d: &Daemon, args: &[&str]) -> Self {
+        Self::spawn_with(d, args, true)
+    }
+
+    fn spawn_with(d: &Daemon, args: &[&str], with_stderr: bool) -> Self {
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&d.kubeconfig)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if with_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("running kubectl");
-        let out = child.stdout.take().unwrap();
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if with_stderr {
+            let err = child.stderr.take().unwrap();
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let out = child.stdout.take().unwrap();
         let sink = lines.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
@@ -1286,5 +1309,104 @@ fn kubectl_exec_runs_the_containers_program_again_with_streams_and_exit_codes() 
     assert!(
         err.contains("cannot exec into a container in a completed pod"),
         "{err}"
+    );
+}
+
+/// `GET /` over a plain connection to `port` on the host's loopback.
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn kubectl_port_forward_splices_connections_to_the_pods_ports() {
+    let d = Daemon::start();
+    let file = d.write(
+        "web.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec:\n  containers:\n  - {{name: http, image: {}, args: [\"0.0.0.0:80\"]}}\n  - {{name: echo, image: {}, args: [serve, \"0.0.0.0:7000\"]}}\n",
+            image("http-server-p2.wasm"),
+            image("tcp-echo-p2.wasm")
+        ),
+    );
+    d.ok(&["apply", "-f", file.to_str().unwrap()]);
+    d.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=120s"]);
+    // Two ports at once, local ports chosen by kubectl.
+    let forward = Lines::spawn(&d, &["port-forward", "pod/web", ":80", ":7000"]);
+    let local = |remote: u16| -> u16 {
+        let mut found = None;
+        eventually("kubectl to listen", || {
+            found = forward.seen().iter().find_map(|l| {
+                let rest = l.strip_prefix("Forwarding from 127.0.0.1:")?;
+                let (port, to) = rest.split_once(" -> ")?;
+                (to == remote.to_string()).then(|| port.parse().ok())?
+            });
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    let (http, echo) = (local(80), local(7000));
+    for _ in 0..100 {
+        let answer = http_get(http);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("hello from wasipod web"), "{answer}");
+    }
+    let together: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || http_get(http)))
+        .collect();
+    for t in together {
+        assert!(t.join().unwrap().contains("hello from wasipod web"));
+    }
+    // 10 MiB through the echo server, byte for byte, with half-close.
+    let data: Vec<u8> = (0..10u32 << 20)
+        .map(|i| (i.wrapping_mul(2246822519) >> 11) as u8)
+        .collect();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", echo)).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut reader = s.try_clone().unwrap();
+    let back = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        got
+    });
+    {
+        use std::io::Write;
+        s.write_all(&data).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let got = back.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the echo differs");
+
+    // A port nobody listens on: the kubelet's error, and the client's
+    // connection closed.
+    let refused = Lines::spawn_stderr(&d, &["port-forward", "pod/web", ":81"]);
+    let mut port = None;
+    eventually("kubectl to listen for port 81", || {
+        port = refused.seen().iter().find_map(|l| {
+            l.strip_prefix("Forwarding from 127.0.0.1:")?
+                .strip_suffix(" -> 81")?
+                .parse::<u16>()
+                .ok()
+        });
+        port.is_some()
+    });
+    let answer = http_get(port.unwrap());
+    assert!(answer.is_empty(), "{answer}");
+    eventually_with(
+        || format!("the error from kubectl: {:?}", refused.seen()),
+        || {
+            refused.seen().iter().any(|l| {
+                l.contains("error forwarding port 81 to pod web")
+                    && l.contains("connection refused")
+            })
+        },
     );
 }
