@@ -107,6 +107,10 @@ pub fn router(api: Shared) -> Router {
             get(crate::exec::exec).post(crate::exec::exec),
         )
         .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            get(crate::exec::attach).post(crate::exec::attach),
+        )
+        .route(
             "/api/v1/namespaces/{ns}/pods/{name}/portforward",
             get(crate::portforward::portforward).post(crate::portforward::portforward),
         )
@@ -230,6 +234,7 @@ async fn resources() -> Response {
             resource("pods", "Pod", true, &["create", "delete", "get", "list", "patch", "watch"], &["po"]),
             resource("pods/log", "Pod", true, &["get"], &[]),
             resource("pods/exec", "PodExecOptions", true, &["create", "get"], &[]),
+            resource("pods/attach", "PodAttachOptions", true, &["create", "get"], &[]),
             resource("pods/portforward", "PodPortForwardOptions", true, &["create", "get"], &[]),
             resource("events", "Event", true, &["get", "list", "watch"], &["ev"]),
             resource("configmaps", "ConfigMap", true, &["create", "delete", "get", "list", "patch", "watch"], &["cm"]),

@@ -1,5 +1,6 @@
-//! `kubectl exec`: the container's program run once more with the given
-//! arguments, its streams carried over a WebSocket in Kubernetes' channel
+//! `kubectl exec` and `kubectl attach`: the container's program run once
+//! more with the given arguments (exec), or the running container's output
+//! as it is written (attach), carried over a WebSocket in Kubernetes' channel
 //! protocol (`v5.channel.k8s.io`, kubectl's default, and
 //! `v4.channel.k8s.io`): every binary message starts with the byte of its
 //! stream — 0 stdin, 1 stdout, 2 stderr, 3 the outcome (a `Status`), 4 a
@@ -103,31 +104,16 @@ pub async fn exec(
     if q.command.is_empty() {
         return bad_request("you must specify at least 1 command");
     }
-    let container = match q.container.clone() {
-        Some(c) => c,
-        None => match pod.spec().containers.as_slice() {
-            [only] => only.name.clone(),
-            all => {
-                let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
-                return bad_request(format!(
-                    "a container name must be specified for pod {name}, choose one of: [{}]",
-                    names.join(" ")
-                ));
-            }
-        },
-    };
-    let running = pod
-        .status()
-        .container(&container)
-        .is_some_and(|c| c.state.is_running());
-    if !running {
-        return bad_request(format!("container not found ({container:?})"));
-    }
-    if q.tty {
+    // `kubectl cp` runs `tar` in the container.
+    if q.command.first().map(String::as_str) == Some("tar") {
         return bad_request(
-            "a TTY cannot be given to a wasm container (WASI has no terminals): run kubectl exec without -t",
+            "kubectl cp needs a tar program in the container, and a wasm container has only its own program: copy files through a volume (hostPath, or an emptyDir a container writes), or `kubectl exec POD -- PROGRAM ARGS` with a program that prints the file",
         );
     }
+    let container = match target(&pod, &q) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let Ok(ws) = ws else {
         return bad_request(
             "wasipod serves exec over WebSocket (v5.channel.k8s.io, kubectl's default); SPDY is not served",
@@ -136,6 +122,146 @@ pub async fn exec(
     ws.protocols(PROTOCOLS)
         .on_upgrade(move |socket| serve(socket, pod, container, q))
         .into_response()
+}
+
+/// The container a streaming request names (the only one when none is),
+/// checked to be running and asked no TTY.
+fn target(pod: &wasipod::Pod, q: &ExecQuery) -> Result<String, Box<Response>> {
+    let name = pod.name();
+    let container = match q.container.clone() {
+        Some(c) => c,
+        None => match pod.spec().containers.as_slice() {
+            [only] => only.name.clone(),
+            all => {
+                let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+                return Err(Box::new(bad_request(format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    names.join(" ")
+                ))));
+            }
+        },
+    };
+    let running = pod
+        .status()
+        .container(&container)
+        .is_some_and(|c| c.state.is_running());
+    if !running {
+        return Err(Box::new(bad_request(format!(
+            "container not found ({container:?})"
+        ))));
+    }
+    if q.tty {
+        return Err(Box::new(bad_request(
+            "a TTY cannot be given to a wasm container (WASI has no terminals): run kubectl without -t",
+        )));
+    }
+    Ok(container)
+}
+
+/// `GET|POST .../pods/{name}/attach`: the running container's output from
+/// now on, until its run ends. Its stdin is not attachable (containers run
+/// without one).
+pub async fn attach(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let q = ExecQuery::parse(query.as_deref().unwrap_or(""));
+    let Some(pod) = api.runtime.get(&ns, &name) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("pods \"{name}\" not found"),
+            json!({"name": name, "kind": "pods"}),
+        );
+    };
+    let container = match target(&pod, &q) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if q.stdin {
+        return bad_request(format!(
+            "container {container} was not started with a stdin to attach to (wasipod runs containers without one): run kubectl attach without -i"
+        ));
+    }
+    let Ok(ws) = ws else {
+        return bad_request(
+            "wasipod serves attach over WebSocket (v5.channel.k8s.io, kubectl's default); SPDY is not served",
+        );
+    };
+    ws.protocols(PROTOCOLS)
+        .on_upgrade(move |socket| follow(socket, pod, container, q))
+        .into_response()
+}
+
+/// Sends the container's output lines on stdout and stderr until its run
+/// ends (or the client goes), then `Success`.
+async fn follow(socket: WebSocket, pod: wasipod::Pod, container: String, q: ExecQuery) {
+    let (mut sink, mut incoming) = socket.split();
+    let mut lines = pod.subscribe_logs();
+    let mut status = pod.watch();
+    let run = pod
+        .status()
+        .container(&container)
+        .map(|c| c.restart_count)
+        .unwrap_or(0);
+    let over = |s: &wasipod::PodStatus| {
+        s.container(&container)
+            .is_none_or(|c| c.restart_count != run || !c.state.is_running())
+    };
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Ok(l) if l.container == container => {
+                    let (stream, wanted) = match l.stream {
+                        wasipod::Stream::Stdout => (STDOUT, q.stdout),
+                        wasipod::Stream::Stderr => (STDERR, q.stderr),
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    let bytes = [&[stream][..], l.line.as_bytes(), b"\n"].concat();
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break,
+            },
+            changed = status.changed() => {
+                if changed.is_err() || over(&status.borrow_and_update()) {
+                    break;
+                }
+            }
+            message = incoming.next() => match message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    // What was written before the end.
+    while let Ok(l) = lines.try_recv() {
+        if l.container == container {
+            let stream = match l.stream {
+                wasipod::Stream::Stdout => STDOUT,
+                wasipod::Stream::Stderr => STDERR,
+            };
+            let bytes = [&[stream][..], l.line.as_bytes(), b"\n"].concat();
+            let _ = sink.send(Message::Binary(bytes.into())).await;
+        }
+    }
+    let ok = json!({"metadata": {}, "status": "Success"}).to_string();
+    let _ = sink
+        .send(Message::Binary(
+            [&[ERROR][..], ok.as_bytes()].concat().into(),
+        ))
+        .await;
+    let close = axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: "".into(),
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
 }
 
 /// Runs the exec over an upgraded connection.

@@ -1410,3 +1410,58 @@ fn kubectl_port_forward_splices_connections_to_the_pods_ports() {
         },
     );
 }
+
+#[test]
+fn kubectl_attach_follows_a_running_container_and_cp_says_why_it_cannot_work() {
+    let d = Daemon::start();
+    let gate = d.dir.path().join("gate");
+    std::fs::create_dir(&gate).unwrap();
+    std::fs::write(gate.join("log"), "early\n").unwrap();
+    let file = d.write(
+        "talk.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: talk}}\nspec:\n  restartPolicy: Never\n  volumes: [{{name: g, hostPath: {{path: {}}}}}]\n  containers:\n  - {{name: app, image: {}, args: [tail-follow, /g/log], volumeMounts: [{{name: g, mountPath: /g}}]}}\n",
+            gate.display(),
+            image("toolbox-p1.wasm")
+        ),
+    );
+    d.ok(&["apply", "-f", file.to_str().unwrap()]);
+    eventually("the early line in the log", || {
+        d.ok(&["logs", "talk"]).contains("early")
+    });
+    // cp needs tar in the container: the reason, not a failure of tar.
+    let out = d.kubectl(&[
+        "cp",
+        "talk:/g/log",
+        d.dir.path().join("x").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("kubectl cp needs a tar program in the container"),
+        "{err}"
+    );
+    // attach: what the container writes from now on (lines appended until
+    // one shows), until it ends.
+    let attached = Lines::spawn(&d, &["attach", "talk"]);
+    let mut n = 0;
+    eventually_with(
+        || format!("a line through attach: {:?}", attached.seen()),
+        || {
+            n += 1;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(gate.join("log"))
+                .unwrap();
+            std::io::Write::write_all(&mut f, format!("line {n}\n").as_bytes()).unwrap();
+            attached.seen().iter().any(|l| l.starts_with("line "))
+        },
+    );
+    d.ok(&["delete", "pod", "talk", "--wait=false"]);
+    let mut attached = attached;
+    assert!(attached.child.wait().unwrap().success());
+    let seen = attached.seen();
+    assert!(
+        !seen.iter().any(|l| l == "early"),
+        "output from before the attach: {seen:?}"
+    );
+}
