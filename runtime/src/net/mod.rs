@@ -399,6 +399,8 @@ impl PodNet {
     /// namespace the port is bound before the guest's listen returns; in
     /// another, on a thread that entered it, in the background.
     fn mirror(self: &Arc<Self>, host: &HostNetns, addr: SocketAddr, stop: CancellationToken) {
+        /// How long a mirror waits for its port held by another.
+        const MIRROR_BIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
         let at = host::mirror_address(addr);
         let target = if addr.ip().is_unspecified() {
             SocketAddr::new(self.ip.into(), addr.port())
@@ -416,12 +418,34 @@ impl PodNet {
                 tracing::warn!(address = %at, error = %e, "cannot mirror a guest's listener in the host namespace");
             }
         };
-        match host {
-            HostNetns::Current => serve(host.bind(at)),
-            HostNetns::Path(_) => {
+        // The mirror of a container that just ended may hold the port a
+        // moment longer (a restart on the same port): binding is retried
+        // for a while.
+        let retrying = move |host: HostNetns| {
+            let deadline = std::time::Instant::now() + MIRROR_BIND_PATIENCE;
+            loop {
+                match host.bind(at) {
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AddrInUse
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    bound => return bound,
+                }
+            }
+        };
+        let first = match host {
+            HostNetns::Current => Some(host.bind(at)),
+            HostNetns::Path(_) => None,
+        };
+        match first {
+            Some(Err(e)) if e.kind() != std::io::ErrorKind::AddrInUse => serve(Err(e)),
+            Some(Ok(l)) => serve(Ok(l)),
+            _ => {
                 let host = host.clone();
                 tokio::spawn(async move {
-                    let bound = tokio::task::spawn_blocking(move || host.bind(at))
+                    let bound = tokio::task::spawn_blocking(move || retrying(host))
                         .await
                         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
                     serve(bound);
