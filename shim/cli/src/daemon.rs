@@ -129,8 +129,8 @@ impl Client {
         Ok(Some(client))
     }
 
-    /// One request; the status code and body.
-    async fn send(&self, method: &str, path: &str) -> Result<(u16, Vec<u8>)> {
+    /// A TLS connection to the daemon.
+    async fn connect(&self) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
         let tcp = tokio::time::timeout(
             CONNECT_TIMEOUT,
             tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
@@ -138,9 +138,14 @@ impl Client {
         .await
         .map_err(|_| anyhow!(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+        Ok(tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
-            .await?;
+            .await?)
+    }
+
+    /// One request; the status code and body.
+    async fn send(&self, method: &str, path: &str) -> Result<(u16, Vec<u8>)> {
+        let tls = self.connect().await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
         self.rt.spawn(conn);
@@ -172,6 +177,132 @@ impl Client {
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
         Err(ApiError { code, message }.into())
+    }
+
+    /// Runs `argv` in a container of a pod (`kubectl exec`'s protocol,
+    /// `v5.channel.k8s.io`): its output to this process's stdout and
+    /// stderr, this process's stdin to it with `stdin`; its exit code.
+    pub fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        argv: &[String],
+        stdin: bool,
+    ) -> Result<i32> {
+        self.rt
+            .block_on(self.exec_async(namespace, pod, container, argv, stdin))
+    }
+
+    async fn exec_async(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        argv: &[String],
+        stdin: bool,
+    ) -> Result<i32> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+        let mut query: Vec<String> = argv
+            .iter()
+            .map(|a| format!("command={}", encode(a)))
+            .collect();
+        if let Some(c) = container {
+            query.push(format!("container={}", encode(c)));
+        }
+        query.extend(["stdout=true".into(), "stderr=true".into()]);
+        if stdin {
+            query.push("stdin=true".into());
+        }
+        let url = format!(
+            "wss://{}:{}/api/v1/namespaces/{namespace}/pods/{pod}/exec?{}",
+            self.host,
+            self.port,
+            query.join("&")
+        );
+        let mut request = url.into_client_request()?;
+        let headers = request.headers_mut();
+        headers.insert("Authorization", format!("Bearer {}", self.token).parse()?);
+        headers.insert("Sec-WebSocket-Protocol", "v5.channel.k8s.io".parse()?);
+        let tls = self.connect().await?;
+        let (ws, _) = match tokio_tungstenite::client_async(request, tls).await {
+            Ok(ok) => ok,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().clone().unwrap_or_default();
+                let status: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let message = status["message"].as_str().map(str::to_string);
+                return Err(ApiError {
+                    code: response.status().as_u16(),
+                    message: message.unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (mut sink, mut incoming) = ws.split();
+        let feeding = if stdin {
+            Some(self.rt.spawn(async move {
+                let mut input = tokio::io::stdin();
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match input.read(&mut buf[1..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    buf[0] = 0;
+                    if sink
+                        .send(Message::Binary(buf[..=n].to_vec().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // v5: stdin's end.
+                let _ = sink.send(Message::Binary(vec![255, 0].into())).await;
+            }))
+        } else {
+            None
+        };
+        let mut out = tokio::io::stdout();
+        let mut err = tokio::io::stderr();
+        let mut code = None;
+        while let Some(message) = incoming.next().await {
+            let data = match message? {
+                Message::Binary(d) => d,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            match data.first() {
+                Some(1) => out.write_all(&data[1..]).await?,
+                Some(2) => err.write_all(&data[1..]).await?,
+                Some(3) => {
+                    let status: Value = serde_json::from_slice(&data[1..]).unwrap_or(Value::Null);
+                    code = Some(match status["status"].as_str() {
+                        Some("Success") => 0,
+                        _ => match status["details"]["causes"][0]["message"]
+                            .as_str()
+                            .and_then(|c| c.parse().ok())
+                        {
+                            Some(c) => c,
+                            None => bail!(
+                                "{}",
+                                status["message"].as_str().unwrap_or("the exec failed")
+                            ),
+                        },
+                    });
+                }
+                _ => {}
+            }
+        }
+        out.flush().await?;
+        err.flush().await?;
+        if let Some(f) = feeding {
+            f.abort();
+        }
+        code.ok_or_else(|| anyhow!("the daemon closed the exec without its outcome"))
     }
 
     /// A pod as the daemon serves it.

@@ -121,6 +121,28 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
+    /// Run the container's program again with ARGV in a running pod of the
+    /// node daemon (as `kubectl exec` does), and exit with its exit code.
+    #[command(
+        after_help = "Examples:\n  wasipod exec web -- toolbox ls /data\n  wasipod exec -i web -c app -- toolbox cat-stdin < file"
+    )]
+    Exec {
+        /// The pod's name.
+        pod: String,
+        /// The container (required when the pod has several).
+        #[arg(short, long)]
+        container: Option<String>,
+        /// Pass this process's stdin to the program (its end is the
+        /// program's EOF).
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// The pod's namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// The program's arguments (ARGV[0] is its name).
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Remove finished pods: their records (logs, status), or the node
     /// daemon's finished pods.
     #[command(after_help = "Examples:\n  wasipod rm demo\n  wasipod rm --all")]
@@ -216,6 +238,22 @@ fn main() -> ExitCode {
             grace_period,
             namespace,
         } => pods().and_then(|pods| cmd::stop::stop(&pods, &namespace, &pod, grace_period)),
+        Command::Exec {
+            pod,
+            container,
+            stdin,
+            namespace,
+            argv,
+        } => pods().and_then(|pods| {
+            let Some(daemon) = &pods.daemon else {
+                anyhow::bail!(
+                    "exec needs the node daemon (wasipodd) running the pod; no daemon answers at {}",
+                    kubeconfig.display()
+                );
+            };
+            let code = daemon.exec(&namespace, &pod, container.as_deref(), &argv, stdin)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }),
         Command::Rm {
             pod,
             all,

@@ -1110,6 +1110,30 @@ fn the_wasipod_cli_acts_on_the_daemons_pods_and_reads_their_records_without_it()
     let object: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(object["status"]["phase"], "Running");
 
+    // exec: output, exit code, stdin.
+    let (code, out, _) = wasipod(&["exec", "web", "--", "toolbox", "echo", "from exec"]);
+    assert_eq!((code, out.as_str()), (Some(0), "from exec\n"));
+    let (code, _, err) = wasipod(&["exec", "web", "--", "toolbox", "sh", "eprint bad; exit 3"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("bad"), "{err}");
+    let mut child = Command::new(wasipod_cli())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["exec", "-i", "web", "--", "toolbox", "cat-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"piped through\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped through\n");
+
     // stop/delete: the daemon gives the pod its termination sequence.
     let (code, out, err) = wasipod(&["delete", "web", "--grace-period", "5"]);
     assert_eq!(
