@@ -165,7 +165,8 @@ pub fn status(
     (code, axum::Json(body)).into_response()
 }
 
-fn not_found(kind: &str, name: &str) -> Response {
+/// `404 NotFound` for `kind` `name`, as the API server words it.
+pub fn not_found(kind: &str, name: &str) -> Response {
     status(
         StatusCode::NOT_FOUND,
         "NotFound",

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasipod::sandbox::ExecStreams;
 
-use crate::api::{Api, status};
+use crate::api::{Api, not_found, status};
 
 /// The channel protocols served, preferred first.
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
@@ -76,6 +76,14 @@ impl ExecQuery {
     }
 }
 
+/// A normal closure (1000): kubectl takes any other as an error.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: "".into(),
+    }))
+}
+
 fn bad_request(message: impl Into<String>) -> Response {
     status(StatusCode::BAD_REQUEST, "BadRequest", message, json!({}))
 }
@@ -94,12 +102,7 @@ pub async fn exec(
 ) -> Response {
     let q = ExecQuery::parse(query.as_deref().unwrap_or(""));
     let Some(pod) = api.runtime.get(&ns, &name) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pods \"{name}\" not found"),
-            json!({"name": name, "kind": "pods"}),
-        );
+        return not_found("pods", &name);
     };
     if q.command.is_empty() {
         return bad_request("you must specify at least 1 command");
@@ -169,12 +172,7 @@ pub async fn attach(
 ) -> Response {
     let q = ExecQuery::parse(query.as_deref().unwrap_or(""));
     let Some(pod) = api.runtime.get(&ns, &name) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pods \"{name}\" not found"),
-            json!({"name": name, "kind": "pods"}),
-        );
+        return not_found("pods", &name);
     };
     let container = match target(&pod, &q) {
         Ok(c) => c,
@@ -257,11 +255,7 @@ async fn follow(socket: WebSocket, pod: wasipod::Pod, container: String, q: Exec
             [&[ERROR][..], ok.as_bytes()].concat().into(),
         ))
         .await;
-    let close = axum::extract::ws::CloseFrame {
-        code: axum::extract::ws::close_code::NORMAL,
-        reason: "".into(),
-    };
-    let _ = sink.send(Message::Close(Some(close))).await;
+    let _ = sink.send(normal_close()).await;
 }
 
 /// Runs the exec over an upgraded connection.
@@ -280,12 +274,7 @@ async fn serve(socket: WebSocket, pod: wasipod::Pod, container: String, q: ExecQ
                 return;
             }
         }
-        // A normal closure (1000): kubectl takes any other as an error.
-        let close = axum::extract::ws::CloseFrame {
-            code: axum::extract::ws::close_code::NORMAL,
-            reason: "".into(),
-        };
-        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = sink.send(normal_close()).await;
         let _ = sink.close().await;
     });
     let (stdin_tx, stdin_rx) = if q.stdin {

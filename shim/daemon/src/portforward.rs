@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::api::{Api, status};
+use crate::api::{Api, not_found, status};
 use crate::spdy::{Decoder, Encoder, Frame};
 
 /// The WebSocket protocol kubectl asks for: SPDY tunnelled.
@@ -37,12 +37,7 @@ pub async fn portforward(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Some(pod) = api.runtime.get(&ns, &name) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pods \"{name}\" not found"),
-            json!({"name": name, "kind": "pods"}),
-        );
+        return not_found("pods", &name);
     };
     let Ok(ws) = ws else {
         return status(

@@ -413,20 +413,12 @@ impl Encoder {
                 stream,
                 fin,
                 headers,
-            } => {
-                let mut body = stream.to_be_bytes().to_vec();
-                body.extend(self.block(headers));
-                control(SYN_REPLY, flag(*fin), body)
-            }
+            } => control(SYN_REPLY, flag(*fin), self.stream_block(*stream, headers)),
             Frame::Headers {
                 stream,
                 fin,
                 headers,
-            } => {
-                let mut body = stream.to_be_bytes().to_vec();
-                body.extend(self.block(headers));
-                control(HEADERS, flag(*fin), body)
-            }
+            } => control(HEADERS, flag(*fin), self.stream_block(*stream, headers)),
             Frame::RstStream { stream, status } => {
                 let mut body = stream.to_be_bytes().to_vec();
                 body.extend_from_slice(&status.to_be_bytes());
@@ -452,6 +444,13 @@ impl Encoder {
             }
             Frame::Ignored => Vec::new(),
         }
+    }
+
+    /// A stream id, then its header block.
+    fn stream_block(&mut self, stream: u32, headers: &[(String, String)]) -> Vec<u8> {
+        let mut body = stream.to_be_bytes().to_vec();
+        body.extend(self.block(headers));
+        body
     }
 
     /// A header block, deflated in the connection's zlib stream.
