@@ -139,7 +139,7 @@ enum Command {
         /// The pod's namespace.
         #[arg(short, long, default_value = "default")]
         namespace: String,
-        /// The program's arguments (ARGV[0] is its name).
+        /// The program's arguments (the first is its name).
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
