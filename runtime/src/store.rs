@@ -21,7 +21,8 @@ use crate::spec::PodSpec;
 /// that a reader never sees half a record).
 pub fn save(pod_dir: &Path, object: &PodObject) -> Result<(), RuntimeError> {
     let path = PodLayout::at(pod_dir.to_path_buf()).record();
-    let tmp = path.with_extension("json.tmp");
+    // A name of its own: two saves at once never write one file.
+    let tmp = path.with_extension(format!("json.{}.tmp", uuid::Uuid::new_v4().simple()));
     let json = serde_json::to_vec_pretty(object).map_err(|e| RuntimeError::Io {
         path: path.clone(),
         source: e.into(),
