@@ -363,7 +363,7 @@ async fn create_namespace(
 ) -> Response {
     let doc = match crate::protobuf::body_json(&headers, &body) {
         Ok(d) => d,
-        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+        Err(r) => return *r,
     };
     let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
     if !wasipod::spec::is_dns_label(&name) {
@@ -777,7 +777,7 @@ async fn update_pod(
     };
     let mut new = match crate::protobuf::body_json(&headers, &body) {
         Ok(v) => v,
-        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+        Err(r) => return *r,
     };
     let current = pod_object(&api, &pod);
     for field in ["uid", "creationTimestamp", "resourceVersion", "namespace"] {

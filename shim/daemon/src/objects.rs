@@ -260,7 +260,7 @@ pub async fn update(
 ) -> Response {
     let new = match crate::protobuf::body_json(&headers, &body) {
         Ok(v) => v,
-        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+        Err(r) => return *r,
     };
     if new["metadata"]["name"].as_str() != Some(name.as_str()) {
         return status(
@@ -314,7 +314,7 @@ pub async fn create(
 ) -> Response {
     let doc = match crate::protobuf::body_json(&headers, &body) {
         Ok(v) => v,
-        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e, json!({})),
+        Err(r) => return *r,
     };
     if !crate::sync_lock(&api.namespaces).contains(&ns) {
         return status(

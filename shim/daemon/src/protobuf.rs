@@ -126,17 +126,28 @@ pub fn decode_object(body: &[u8]) -> Result<Value, String> {
 }
 
 /// A request body as JSON: decoded from protobuf when its content type
-/// says so.
-pub fn body_json(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Value, String> {
+/// says so. A body that is neither is the API server's `400 BadRequest`.
+pub fn body_json(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Value, Box<axum::response::Response>> {
     let protobuf = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with(MEDIA_TYPE));
-    if protobuf {
+    let doc = if protobuf {
         decode_object(body)
     } else {
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))
-    }
+    };
+    doc.map_err(|e| {
+        Box::new(crate::api::status(
+            axum::http::StatusCode::BAD_REQUEST,
+            "BadRequest",
+            e,
+            serde_json::json!({}),
+        ))
+    })
 }
 
 #[cfg(test)]
